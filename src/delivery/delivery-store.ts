@@ -1,0 +1,193 @@
+import type { Pool } from "../db/pool.js";
+import { Batcher } from "../util/batcher.js";
+import type { SignatureScheme } from "./sign.js";
+
+/** Everything one attempt needs: the delivery, its event's exact body, its endpoint. */
+export interface DeliveryContext {
+  id: string;
+  state: "pending" | "succeeded" | "failed" | "dead";
+  attempts: number;
+  organizationId: string;
+  eventId: string;
+  eventType: string;
+  body: string;
+  webhookId: string;
+  /** Set for webhook.test: sent even to an inactive endpoint. */
+  targeted: boolean;
+  url: string;
+  secrets: string[];
+  signatureScheme: SignatureScheme;
+  signatureHeader: string;
+  isActive: boolean;
+  maxRetries: number;
+  retryBaseSeconds: number;
+  timeoutSeconds: number;
+  headers: Record<string, string>;
+}
+
+/** One attempt's outcome: a webhook_logs row (when a request was made) and the delivery's new state. */
+export interface AttemptRecord {
+  deliveryId: string;
+  state: "succeeded" | "failed" | "dead";
+  attempt: number;
+  /** When the next attempt runs (state failed). */
+  retryAt: Date | null;
+  lastError: string | null;
+  log: AttemptLog | null;
+}
+
+export interface AttemptLog {
+  organization_id: string;
+  webhook_id: string;
+  event_id: string;
+  delivery_id: string;
+  event_type: string;
+  attempt: number;
+  url: string;
+  request_headers: Record<string, string>;
+  request_body: string;
+  response_status: number | null;
+  response_headers: Record<string, string> | null;
+  response_body: string | null;
+  error: string | null;
+  duration_ms: number;
+  success: boolean;
+}
+
+interface ContextRow {
+  id: string;
+  state: DeliveryContext["state"];
+  attempts: number;
+  organization_id: string;
+  event_id: string;
+  event_type: string;
+  body: string;
+  webhook_id: string;
+  targeted: boolean;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  signature_scheme: SignatureScheme;
+  signature_header: string;
+  is_active: boolean;
+  max_retries: number;
+  retry_base_seconds: number;
+  timeout_seconds: number;
+  headers: Record<string, string>;
+}
+
+/**
+ * Reads delivery contexts and writes attempt records in batches (see Batcher): at thousands of
+ * deliveries a second, one statement per attempt would be the bottleneck. A record's promise
+ * resolves only once its log row is committed, so a job completes only after that.
+ */
+export class DeliveryStore {
+  private readonly loader: Batcher<string, DeliveryContext | undefined>;
+  private readonly recorder: Batcher<AttemptRecord, void>;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly deliverTask: string,
+  ) {
+    this.loader = new Batcher((ids) => this.loadMany(ids), { maxBatch: 500, maxInFlight: 2 });
+    this.recorder = new Batcher((records) => this.recordMany(records), { maxBatch: 500, maxInFlight: 2 });
+  }
+
+  load(deliveryId: string): Promise<DeliveryContext | undefined> {
+    return this.loader.add(deliveryId);
+  }
+
+  record(record: AttemptRecord): Promise<void> {
+    return this.recorder.add(record);
+  }
+
+  private async loadMany(ids: string[]): Promise<(DeliveryContext | undefined)[]> {
+    const { rows } = await this.pool.query<ContextRow>(
+      `select d.id, d.state, d.attempts, d.organization_id, d.event_id, e.event_type, e.body, d.webhook_id,
+              e.webhook_id is not null as targeted,
+              c.url, c.secret,
+              case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,
+              c.signature_scheme, c.signature_header, c.is_active, c.max_retries, c.retry_base_seconds,
+              c.timeout_seconds, c.headers
+         from webhooks.deliveries d
+         join webhooks.events e on e.id = d.event_id
+         join webhooks.webhook_configurations c on c.id = d.webhook_id
+        where d.id = any ($1::uuid[])`,
+      [ids],
+    );
+    const byId = new Map(rows.map((row) => [row.id, toContext(row)]));
+    return ids.map((id) => byId.get(id));
+  }
+
+  private async recordMany(records: AttemptRecord[]): Promise<void[]> {
+    await this.pool.query(
+      `with input as (
+         select * from jsonb_to_recordset($1::jsonb) as r(
+           delivery_id uuid, state text, attempt int, retry_at timestamptz, last_error text, log jsonb)
+       ), log as (
+         insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt,
+                url, request_headers, request_body, response_status, response_headers, response_body, error,
+                duration_ms, success)
+         select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt,
+                l.url, l.request_headers, l.request_body, l.response_status, l.response_headers, l.response_body,
+                l.error, l.duration_ms, l.success
+           from input, jsonb_to_record(input.log) as l(
+                organization_id uuid, webhook_id uuid, event_id text, delivery_id uuid, event_type text, attempt int,
+                url text, request_headers jsonb, request_body text, response_status int, response_headers jsonb,
+                response_body text, error text, duration_ms int, success boolean)
+          where input.log is not null
+       ), delivery as (
+         update webhooks.deliveries d
+            set state = input.state,
+                attempts = input.attempt,
+                next_attempt_at = input.retry_at,
+                last_status = (input.log->>'response_status')::int,
+                last_error = input.last_error,
+                updated_at = now(),
+                completed_at = case when input.state in ('succeeded', 'dead') then now() end
+           from input
+          where d.id = input.delivery_id
+       )
+       select count(*) from graphile_worker.add_jobs(array(
+         select row($2, json_build_object('deliveryId', delivery_id), null, retry_at, null, null, null, null)::graphile_worker.job_spec
+           from input where retry_at is not null))`,
+      [
+        JSON.stringify(
+          records.map((r) => ({
+            delivery_id: r.deliveryId,
+            state: r.state,
+            attempt: r.attempt,
+            retry_at: r.retryAt?.toISOString() ?? null,
+            last_error: r.lastError,
+            log: r.log,
+          })),
+        ),
+        this.deliverTask,
+      ],
+    );
+    return records.map(() => undefined);
+  }
+}
+
+function toContext(row: ContextRow): DeliveryContext {
+  return {
+    id: row.id,
+    state: row.state,
+    attempts: row.attempts,
+    organizationId: row.organization_id,
+    eventId: row.event_id,
+    eventType: row.event_type,
+    body: row.body,
+    webhookId: row.webhook_id,
+    targeted: row.targeted,
+    url: row.url,
+    secrets: row.previous_secret ? [row.secret, row.previous_secret] : [row.secret],
+    signatureScheme: row.signature_scheme,
+    signatureHeader: row.signature_header,
+    isActive: row.is_active,
+    maxRetries: row.max_retries,
+    retryBaseSeconds: row.retry_base_seconds,
+    timeoutSeconds: row.timeout_seconds,
+    headers: row.headers,
+  };
+}

@@ -1,0 +1,43 @@
+import http from "node:http";
+import type { Logger } from "../logger.js";
+
+export interface Health {
+  /** Migrations ran and the dispatcher and workers run. */
+  ready(): boolean;
+  /** Prometheus text exposition lines. */
+  metrics(): Promise<string>;
+}
+
+/** The daemon's HTTP server: GET /healthz, GET /metrics (the inbound endpoint joins it later). */
+export function startHttpServer(port: number, health: Health, logger: Logger): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const send = (status: number, body: unknown, type = "application/json") => {
+      res.writeHead(status, { "content-type": type });
+      res.end(typeof body === "string" ? body : JSON.stringify(body));
+    };
+    if (path === "/healthz") {
+      if (req.method !== "GET" && req.method !== "HEAD") return send(405, { error: "method not allowed" });
+      return health.ready() ? send(200, { status: "ok" }) : send(503, { status: "starting" });
+    }
+    if (path === "/metrics") {
+      if (req.method !== "GET") return send(405, { error: "method not allowed" });
+      health
+        .metrics()
+        .then((text) => send(200, text, "text/plain; version=0.0.4"))
+        .catch((error: unknown) => {
+          logger.warn("metrics failed", { error });
+          send(503, { error: "metrics unavailable" });
+        });
+      return;
+    }
+    send(404, { error: "not found" });
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, () => {
+      server.off("error", reject);
+      resolve(server);
+    });
+  });
+}

@@ -1,0 +1,48 @@
+import type { Pool } from "../../src/db/pool.js";
+
+export async function createOrganization(pool: Pool, name = "Acme"): Promise<string> {
+  const { rows } = await pool.query<{ id: string }>("insert into organizations (name) values ($1) returning id", [name]);
+  return rows[0]!.id;
+}
+
+export interface WebhookRow {
+  id: string;
+  secret: string;
+}
+
+export async function createWebhook(
+  pool: Pool,
+  values: { organizationId: string; url: string; events?: string[] } & Record<string, unknown>,
+): Promise<WebhookRow> {
+  const { organizationId, url, events = ["*"], ...rest } = values;
+  const columns = ["organization_id", "name", "url", "events", ...Object.keys(rest)];
+  const params = [organizationId, "test hook", url, events, ...Object.values(rest)];
+  const { rows } = await pool.query<WebhookRow>(
+    `insert into webhooks.webhook_configurations (${columns.join(", ")})
+     values (${columns.map((_, i) => `$${i + 1}`).join(", ")}) returning id, secret`,
+    params,
+  );
+  return rows[0]!;
+}
+
+export interface LogRow {
+  id: number;
+  organization_id: string;
+  webhook_id: string;
+  event_id: string;
+  delivery_id: string;
+  event_type: string;
+  attempt: number;
+  url: string;
+  request_headers: Record<string, string>;
+  request_body: string;
+  response_status: number | null;
+  response_body: string | null;
+  error: string | null;
+  duration_ms: number;
+  success: boolean;
+}
+
+export async function logs(pool: Pool): Promise<LogRow[]> {
+  return (await pool.query<LogRow>("select * from webhooks.webhook_logs order by id")).rows;
+}
