@@ -8,7 +8,7 @@ export interface Health {
   metrics(): Promise<string>;
 }
 
-/** The daemon's HTTP server: GET /healthz, GET /metrics (the inbound endpoint joins it later). */
+/** The daemon's HTTP server: GET /healthz, GET /metrics, POST /demo/echo (the inbound endpoint joins it later). */
 export function startHttpServer(port: number, health: Health, logger: Logger): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
@@ -29,6 +29,14 @@ export function startHttpServer(port: number, health: Health, logger: Logger): P
           logger.warn("metrics failed", { error });
           send(503, { error: "metrics unavailable" });
         });
+      return;
+    }
+    if (path === "/demo/echo") {
+      // A receiver for the README's two-minute tour: answers 200 with what it got.
+      if (req.method !== "POST") return send(405, { error: "method not allowed" });
+      let size = 0;
+      req.on("data", (chunk: Buffer) => (size += chunk.length));
+      req.on("end", () => send(200, { received: true, event: req.headers["x-webhook-event"] ?? null, bytes: size }));
       return;
     }
     send(404, { error: "not found" });
