@@ -204,12 +204,15 @@ create table webhooks.events (
 comment on table webhooks.events is 'Captured events after fan-out; body is the serialized payload, sent byte for byte.';
 create index events_organization_id_occurred_at_idx on webhooks.events (organization_id, occurred_at desc);
 
--- One row per (event, endpoint): the delivery's state and schedule.
+-- One row per (event, endpoint): the delivery's state and schedule. Written on the hot path
+-- (fan-out inserts it, every attempt updates it), so it has no foreign keys (events and
+-- deliveries are created together by the dispatcher) and no index on a column an attempt
+-- changes: with fillfactor headroom, an attempt's update stays a HOT update.
 create table webhooks.deliveries (
   id              uuid primary key default gen_random_uuid(),
   organization_id uuid not null,
-  event_id        text not null references webhooks.events (id) on delete cascade,
-  webhook_id      uuid not null references webhooks.webhook_configurations (id) on delete cascade,
+  event_id        text not null,
+  webhook_id      uuid not null,
   state           text not null default 'pending' check (state in ('pending', 'succeeded', 'failed', 'dead')),
   attempts        int not null default 0,
   next_attempt_at timestamptz default now(),
@@ -219,9 +222,22 @@ create table webhooks.deliveries (
   updated_at      timestamptz not null default now(),
   completed_at    timestamptz,
   unique (event_id, webhook_id)
-);
+) with (fillfactor = 80);
 comment on table webhooks.deliveries is 'One row per (event, endpoint). state: pending (not tried yet), failed (retry scheduled at next_attempt_at), succeeded, dead (retries exhausted).';
-create index deliveries_webhook_id_state_idx on webhooks.deliveries (webhook_id, state);
+create index deliveries_webhook_id_idx on webhooks.deliveries (webhook_id);
+
+-- Deleting an endpoint deletes its deliveries (there is no foreign key to cascade).
+create function webhooks._delete_deliveries_of_deleted_webhooks() returns trigger
+language plpgsql set search_path = pg_catalog, webhooks, pg_temp as $$
+begin
+  delete from webhooks.deliveries d using deleted_configurations c where d.webhook_id = c.id;
+  return null;
+end
+$$;
+comment on function webhooks._delete_deliveries_of_deleted_webhooks() is 'Private trigger: deliveries follow their endpoint when it is deleted.';
+create trigger delete_deliveries after delete on webhooks.webhook_configurations
+  referencing old table as deleted_configurations
+  for each statement execute function webhooks._delete_deliveries_of_deleted_webhooks();
 
 -- One row per HTTP attempt, written by the daemon, never updated.
 create table webhooks.webhook_logs (
