@@ -94,8 +94,8 @@ begin
   end if;
   if new.url is null
      or length(new.url) > 2048
-     or new.url !~* '^https?://[a-z0-9._~%!$&''()*+,;=:\[\]-]+(/[^[:space:]]*)?$'
-     or new.url ~ '^[^/]*//[^/]*@' then
+     or new.url !~* '^https?://[a-z0-9._~%!$&''()*+,;=:\[\]-]+([/?#][^[:space:]]*)?$'
+     or new.url ~ '^[^/]*//[^/?#]*@' then
     perform webhooks._refuse('url', 'must be an absolute http:// or https:// URL without credentials',
       'for example https://example.com/hooks/crm');
   end if;
