@@ -20,8 +20,12 @@ begin
     values (organization_id, event_types[1], data, old_data, webhook_id)
     returning event_id into first_event_id;
   else
-    insert into webhooks.outbox (organization_id, event_type, data, old_data, webhook_id)
-    select organization_id, t, data, old_data, webhook_id from unnest(event_types) with ordinality as u(t, n) order by n;
+    with inserted as (
+      insert into webhooks.outbox (organization_id, event_type, data, old_data, webhook_id)
+      select organization_id, t, data, old_data, webhook_id from unnest(event_types) with ordinality as u(t, n) order by n
+      returning id, event_id
+    )
+    select event_id into first_event_id from inserted order by id limit 1;
   end if;
 
   select awake_until, listening_until into wake from webhooks._dispatcher_wake;
@@ -106,6 +110,11 @@ declare
   new_row jsonb;
   old_row jsonb;
 begin
+  if (case when tg_op = 'DELETE' then old.organization_id else new.organization_id end) is null then
+    raise exception using errcode = 'not_null_violation',
+      message = format('%s.organization_id must not be null: webhooks.track() captures this table and every event belongs to an organization', tg_table_name),
+      column = 'organization_id', table = tg_table_name, schema = tg_table_schema;
+  end if;
   if tg_op = 'INSERT' then
     new_row := to_jsonb(new);
     perform webhooks._enqueue((new_row->>'organization_id')::uuid, array[entity || '.created'], new_row, null);
@@ -143,8 +152,9 @@ begin
   select entity || suffix, format('%s on %s', op, target), 'tracked'
     from (values ('.created', 'INSERT'), ('.updated', 'UPDATE'), ('.deleted', 'DELETE')) v(suffix, op)
   on conflict (name) do nothing;
-  execute format('drop trigger if exists webhooks_capture on %s', target);
-  execute format('create trigger webhooks_capture after insert or update or delete on %s
+  -- webhooks_track, not webhooks_capture: tracking a reference CRM table must not replace its catalog capture.
+  execute format('drop trigger if exists webhooks_track on %s', target);
+  execute format('create trigger webhooks_track after insert or update or delete on %s
                   for each row execute function webhooks._capture_tracked_change(%L)', target, entity);
 end
 $$;
@@ -154,7 +164,7 @@ comment on function webhooks.track(regclass, text) is
 create function webhooks.untrack(target regclass) returns void
 language plpgsql set search_path = pg_catalog, webhooks, pg_temp as $$
 begin
-  execute format('drop trigger if exists webhooks_capture on %s', target);
+  execute format('drop trigger if exists webhooks_track on %s', target);
 end
 $$;
 comment on function webhooks.untrack(regclass) is 'Public: stop capturing a table that webhooks.track() attached.';
