@@ -2,7 +2,7 @@ import type { Task } from "graphile-worker";
 import type { Logger } from "../logger.js";
 import { userAgent } from "../package-info.js";
 import type { AttemptRecord, DeliveryContext, DeliveryStore } from "./delivery-store.js";
-import { nextRetryDelayMs } from "./retry-policy.js";
+import { nextRetryDelayMs, parseRetryAfterMs } from "./retry-policy.js";
 import type { HttpResult, HttpSender } from "./send.js";
 import { sign } from "./sign.js";
 
@@ -68,7 +68,8 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
       response_status: result.status,
       response_headers: result.headers,
       response_body: result.body,
-      error: result.error,
+      // The reason the attempt failed (timeout, "HTTP 500", a redirect's Location), readable in one SELECT.
+      error: record.lastError,
       duration_ms: result.durationMs,
       success: record.state === "succeeded",
     };
@@ -97,7 +98,9 @@ export function decideOutcome(
     ? undefined
     : nextRetryDelayMs({ attempt, maxRetries: delivery.maxRetries, retryBaseSeconds: delivery.retryBaseSeconds, random });
   if (delay === undefined) return { ...base, state: "dead", retryAt: null, lastError };
-  return { ...base, state: "failed", retryAt: new Date(now + delay), lastError };
+  // The server's Retry-After wins when it asks for more patience than our backoff.
+  const retryAfter = parseRetryAfterMs(result.headers?.["retry-after"], now) ?? 0;
+  return { ...base, state: "failed", retryAt: new Date(now + Math.max(delay, retryAfter)), lastError };
 }
 
 function describeStatus(result: HttpResult): string {

@@ -20,3 +20,21 @@ export function nextRetryDelayMs({ attempt, maxRetries, retryBaseSeconds, random
   const base = Math.min(retryBaseSeconds * 1000 * 2 ** (attempt - 1), MAX_RETRY_DELAY_MS);
   return Math.min(Math.round(base * (0.8 + 0.4 * random)), MAX_RETRY_DELAY_MS);
 }
+
+/**
+ * A response's Retry-After as milliseconds from `now`: delta-seconds or an HTTP date. Undefined
+ * when absent or unparseable; never negative; capped at 24 h (a server cannot park a delivery
+ * longer than our own longest backoff).
+ */
+export function parseRetryAfterMs(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const trimmed = value.trim();
+  let ms: number;
+  if (/^\d+$/.test(trimmed)) ms = Number(trimmed) * 1000;
+  else {
+    const at = Date.parse(trimmed);
+    if (Number.isNaN(at)) return undefined;
+    ms = at - now;
+  }
+  return Math.min(Math.max(0, ms), MAX_RETRY_DELAY_MS);
+}

@@ -1,3 +1,4 @@
+import { StringDecoder } from "node:string_decoder";
 import { Agent, request } from "undici";
 
 /** SPEC 2: webhook_logs.response_body keeps the first 16 KiB; reading stops there. */
@@ -108,7 +109,11 @@ function flattenHeaders(headers: Record<string, string | string[] | undefined>):
   return flat;
 }
 
-/** UTF-8 with replacement characters; NUL cannot be stored in a Postgres text column. */
+/**
+ * UTF-8 with replacement characters; NUL cannot be stored in a Postgres text column. A character
+ * cut by the 16 KiB cap is dropped (StringDecoder holds it back): decoding it would store U+FFFD,
+ * 3 bytes, and the text would exceed the cap.
+ */
 function decodeText(bytes: Buffer): string {
-  return bytes.toString("utf8").replaceAll("\u0000", "");
+  return new StringDecoder("utf8").write(bytes).replaceAll("\u0000", "");
 }
