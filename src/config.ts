@@ -7,11 +7,12 @@ const bool = (name: string, fallback: boolean) =>
     .transform((value) => value === "true" || value === "1");
 
 const int = (name: string, fallback: number, min: number, max: number) =>
-  z.coerce
-    .number({ error: `${name} must be an integer` })
-    .int(`${name} must be an integer`)
-    .min(min, `${name} must be at least ${min}`)
-    .max(max, `${name} must be at most ${max}`)
+  z
+    .string()
+    .trim()
+    .regex(/^\d+$/, `${name} must be an integer`)
+    .transform(Number)
+    .pipe(z.number().min(min, `${name} must be at least ${min}`).max(max, `${name} must be at most ${max}`))
     .default(fallback);
 
 /** The one schema over the environment. Nothing else in the program reads process.env. */
