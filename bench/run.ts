@@ -17,16 +17,17 @@ import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import { packageRoot } from "../src/package-info.js";
 
 const logger = createLogger("warn");
-const RUNS = 3;
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 20_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
+const ONLY = process.env.BENCH_ONLY; // capture | drain | latency
 const LATENCY_RATE = 100;
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 };
 
 async function server(): Promise<{ url: string; describe: string; stop(): Promise<void> }> {
@@ -68,7 +69,9 @@ async function startReceiver(outFile: string): Promise<{ port: number; child: Ch
 }
 
 async function startDaemon(url: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"], {
+  // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon
+  const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
     env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: "warn",
       WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", WEBHOOKS_ALLOW_HTTP: "true", WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY ?? "64" },
     stdio: ["ignore", "ignore", "inherit"],
@@ -121,7 +124,7 @@ async function main() {
   // 1. Capture overhead (daemon stopped), interleaved runs.
   const plainTps: number[] = [];
   const captureTps: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < (!ONLY || ONLY === "capture" ? RUNS : 0); run++) {
     plainTps.push(pgbench(url, path.join(work, "plain.sql")));
     captureTps.push(pgbench(url, path.join(work, "capture.sql")));
   }
@@ -129,7 +132,7 @@ async function main() {
 
   // 2. Drain: a backlog of captured events delivered with every attempt logged.
   const drainRates: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < (!ONLY || ONLY === "drain" ? RUNS : 0); run++) {
     if (run > 0 || backlog < DRAIN_EVENTS) {
       await pool.query("truncate webhooks.outbox");
       await pool.query(`insert into public.contacts (organization_id, first_name) select $1, 'n' || g from generate_series(1, $2) g`, [org!.id, DRAIN_EVENTS]);
@@ -152,7 +155,7 @@ async function main() {
   const p50s: number[] = [];
   const p99s: number[] = [];
   const maxes: number[] = [];
-  for (let run = 0; run < RUNS; run++) {
+  for (let run = 0; run < (!ONLY || ONLY === "latency" ? RUNS : 0); run++) {
     const daemon = await startDaemon(url, daemonPort);
     await receiver.collect();
     const sentAt = new Map<string, number>();

@@ -26,12 +26,13 @@ interface OutboxRow {
  */
 export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
   return withTransaction(pool, async (client) => {
-    const { rows } = await client.query<OutboxRow>(
-      `delete from webhooks.outbox
+    const { rows } = await client.query<OutboxRow>({
+      name: "pg-webhooks:take-outbox",
+      text: `delete from webhooks.outbox
         where id in (select id from webhooks.outbox order by id limit $1 for update skip locked)
        returning event_id, organization_id, event_type, data, old_data, occurred_at, webhook_id`,
-      [limit],
-    );
+      values: [limit],
+    });
     if (rows.length === 0) return { events: 0, deliveries: 0 };
 
     const ids: string[] = [];
@@ -48,8 +49,9 @@ export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
       ids.push(id);
       bodies.push(body);
     }
-    const { rows: result } = await client.query<{ deliveries: number }>(
-      `with event as (
+    const { rows: result } = await client.query<{ deliveries: number }>({
+      name: "pg-webhooks:fan-out",
+      text: `with event as (
          insert into webhooks.events (id, organization_id, event_type, body, occurred_at, webhook_id)
          select * from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
          returning id, organization_id, event_type, body, webhook_id
@@ -72,7 +74,7 @@ export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
          from graphile_worker.add_jobs(array(
            select row($7, json_build_object('deliveryId', delivery.id), null, null, null, null, null, null)::graphile_worker.job_spec
              from delivery))`,
-      [
+      values: [
         ids,
         rows.map((row) => row.organization_id),
         rows.map((row) => row.event_type),
@@ -81,7 +83,7 @@ export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
         rows.map((row) => row.webhook_id),
         DELIVER_TASK,
       ],
-    );
+    });
     return { events: rows.length, deliveries: result[0]?.deliveries ?? 0 };
   });
 }

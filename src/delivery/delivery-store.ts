@@ -102,8 +102,10 @@ export class DeliveryStore {
   }
 
   private async loadMany(ids: string[]): Promise<(DeliveryContext | undefined)[]> {
-    const { rows } = await this.pool.query<ContextRow>(
-      `select d.id, d.state, d.attempts, d.organization_id, d.event_id, e.event_type, e.body, d.webhook_id,
+    const { rows } = await this.pool.query<ContextRow>({
+      // Named: parsed and planned once per connection, not once per batch.
+      name: "pg-webhooks:load-deliveries",
+      text: `select d.id, d.state, d.attempts, d.organization_id, d.event_id, e.event_type, e.body, d.webhook_id,
               e.webhook_id is not null as targeted,
               c.url, c.secret,
               case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,
@@ -113,15 +115,16 @@ export class DeliveryStore {
          join webhooks.events e on e.id = d.event_id
          join webhooks.webhook_configurations c on c.id = d.webhook_id
         where d.id = any ($1::uuid[])`,
-      [ids],
-    );
+      values: [ids],
+    });
     const byId = new Map(rows.map((row) => [row.id, toContext(row)]));
     return ids.map((id) => byId.get(id));
   }
 
   private async recordMany(records: AttemptRecord[]): Promise<void[]> {
-    await this.pool.query(
-      `with input as (
+    await this.pool.query({
+      name: "pg-webhooks:record-attempts",
+      text: `with input as (
          select * from jsonb_to_recordset($1::jsonb) as r(
            delivery_id uuid, state text, attempt int, retry_at timestamptz, last_error text, log jsonb)
        ), log as (
@@ -151,7 +154,7 @@ export class DeliveryStore {
        select count(*) from graphile_worker.add_jobs(array(
          select row($2, json_build_object('deliveryId', delivery_id), null, retry_at, null, null, null, null)::graphile_worker.job_spec
            from input where retry_at is not null))`,
-      [
+      values: [
         JSON.stringify(
           records.map((r) => ({
             delivery_id: r.deliveryId,
@@ -164,7 +167,7 @@ export class DeliveryStore {
         ),
         this.deliverTask,
       ],
-    );
+    });
     return records.map(() => undefined);
   }
 }
