@@ -1,0 +1,55 @@
+import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
+import { after, before, test } from "node:test";
+import type { Daemon } from "../../src/daemon.js";
+import { startHttpServer } from "../../src/http/server.js";
+import { createLogger } from "../../src/logger.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { startTestDaemon } from "../support/daemon.js";
+
+let db: TestDatabase;
+let daemon: Daemon;
+const base = () => `http://127.0.0.1:${(daemon.server.address() as AddressInfo).port}`;
+
+before(async () => {
+  db = await createTestDatabase();
+  daemon = await startTestDaemon(db.url);
+});
+after(async () => {
+  await daemon?.stop();
+  await db?.drop();
+});
+
+test("/healthz answers 200 once the daemon runs", async () => {
+  const response = await fetch(`${base()}/healthz`);
+  assert.equal(response.status, 200);
+  assert.deepEqual(await response.json(), { status: "ok" });
+});
+
+test("/healthz answers 503 while the daemon is not ready", async () => {
+  const server = await startHttpServer(0, { ready: () => false, metrics: async () => "" }, createLogger("silent"));
+  try {
+    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`);
+    assert.equal(response.status, 503);
+  } finally {
+    server.close();
+  }
+});
+
+test("/metrics exposes the outbox backlog and deliveries by state in Prometheus text", async () => {
+  await db.pool.query("insert into webhooks.outbox (organization_id, event_type, data) values (gen_random_uuid(), 'contact.created', '{}')");
+  const response = await fetch(`${base()}/metrics`);
+  assert.equal(response.status, 200);
+  assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
+  const text = await response.text();
+  assert.match(text, /^pg_webhooks_outbox_events \d+$/m);
+  assert.match(text, /^# TYPE pg_webhooks_deliveries gauge$/m);
+});
+
+test("unknown paths answer 404 and wrong methods 405, as JSON", async () => {
+  const missing = await fetch(`${base()}/nope`);
+  assert.equal(missing.status, 404);
+  assert.deepEqual(await missing.json(), { error: "not found" });
+  const wrong = await fetch(`${base()}/healthz`, { method: "POST" });
+  assert.equal(wrong.status, 405);
+});
