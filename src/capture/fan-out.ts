@@ -19,6 +19,12 @@ interface OutboxRow {
   webhook_id: string | null;
 }
 
+/** A cheap check (one primary-key probe) before a fan-out transaction. */
+export async function outboxHasEvents(pool: Pool): Promise<boolean> {
+  const { rowCount } = await pool.query({ name: "pg-webhooks:outbox-has-events", text: "select 1 from webhooks.outbox order by id limit 1" });
+  return (rowCount ?? 0) > 0;
+}
+
 /**
  * Moves up to `limit` outbox rows into webhooks.events and creates one delivery and one job per
  * matching active endpoint, all in one transaction. `for update skip locked` lets several
