@@ -121,50 +121,67 @@ export class DeliveryStore {
     return ids.map((id) => byId.get(id));
   }
 
+  /**
+   * One statement per batch: the attempts' log rows, the deliveries' new states and, only when
+   * some attempt failed, their retry jobs (graphile_worker.add_jobs is not called for an empty
+   * batch: it costs as much as the rest of the statement). Columns travel as arrays (unnest),
+   * which Postgres reads faster than a JSON document.
+   */
   private async recordMany(records: AttemptRecord[]): Promise<void[]> {
+    const logs = records.flatMap((r) => (r.log ? [r.log] : []));
+    const retries = records.filter((r) => r.retryAt !== null);
+    const column = <K extends keyof AttemptLog>(key: K) => logs.map((log) => log[key]);
     await this.pool.query({
       name: "pg-webhooks:record-attempts",
       text: `with input as (
-         select * from jsonb_to_recordset($1::jsonb) as r(
-           delivery_id uuid, state text, attempt int, retry_at timestamptz, last_error text, log jsonb)
+         select * from unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::int[])
+           as r(delivery_id, state, attempt, retry_at, last_error, last_status)
        ), log as (
          insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt,
                 url, request_headers, request_body, response_status, response_headers, response_body, error,
                 duration_ms, success)
-         select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt,
-                l.url, l.request_headers, l.request_body, l.response_status, l.response_headers, l.response_body,
-                l.error, l.duration_ms, l.success
-           from input, jsonb_to_record(input.log) as l(
-                organization_id uuid, webhook_id uuid, event_id text, delivery_id uuid, event_type text, attempt int,
-                url text, request_headers jsonb, request_body text, response_status int, response_headers jsonb,
-                response_body text, error text, duration_ms int, success boolean)
-          where input.log is not null
+         select * from unnest($7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::int[], $13::text[],
+                $14::jsonb[], $15::text[], $16::int[], $17::jsonb[], $18::text[], $19::text[], $20::int[], $21::boolean[])
        ), delivery as (
          update webhooks.deliveries d
             set state = input.state,
                 attempts = input.attempt,
                 next_attempt_at = input.retry_at,
-                last_status = (input.log->>'response_status')::int,
+                last_status = input.last_status,
                 last_error = input.last_error,
                 updated_at = now(),
                 completed_at = case when input.state in ('succeeded', 'dead') then now() end
            from input
           where d.id = input.delivery_id
        )
-       select count(*) from graphile_worker.add_jobs(array(
-         select row($2, json_build_object('deliveryId', delivery_id), null, retry_at, null, null, null, null)::graphile_worker.job_spec
-           from input where retry_at is not null))`,
+       select case when cardinality($22::uuid[]) > 0 then (
+         select count(*) from graphile_worker.add_jobs(array(
+           select row($24, json_build_object('deliveryId', id), null, run_at, null, null, null, null)::graphile_worker.job_spec
+             from unnest($22::uuid[], $23::timestamptz[]) as retry(id, run_at)))) end`,
       values: [
-        JSON.stringify(
-          records.map((r) => ({
-            delivery_id: r.deliveryId,
-            state: r.state,
-            attempt: r.attempt,
-            retry_at: r.retryAt?.toISOString() ?? null,
-            last_error: r.lastError,
-            log: r.log,
-          })),
-        ),
+        records.map((r) => r.deliveryId),
+        records.map((r) => r.state),
+        records.map((r) => r.attempt),
+        records.map((r) => r.retryAt),
+        records.map((r) => r.lastError),
+        records.map((r) => r.log?.response_status ?? null),
+        column("organization_id"),
+        column("webhook_id"),
+        column("event_id"),
+        column("delivery_id"),
+        column("event_type"),
+        column("attempt"),
+        column("url"),
+        logs.map((log) => JSON.stringify(log.request_headers)),
+        column("request_body"),
+        column("response_status"),
+        logs.map((log) => (log.response_headers === null ? null : JSON.stringify(log.response_headers))),
+        column("response_body"),
+        column("error"),
+        column("duration_ms"),
+        column("success"),
+        retries.map((r) => r.deliveryId),
+        retries.map((r) => r.retryAt),
         this.deliverTask,
       ],
     });
