@@ -28,8 +28,9 @@ export async function readMigrations(directory = path.join(packageRoot, "sql")):
 }
 
 /**
- * Applies every migration not yet applied, then graphile-worker's own. Idempotent, and safe when
- * several daemons start at once: all of it runs under one advisory lock.
+ * Applies graphile-worker's migrations, then every one of ours not yet applied. Idempotent, and
+ * safe when several daemons start at once: all of it runs under one advisory lock. On an
+ * up-to-date database it only reads, so a daemon logged in as webhooks_dispatcher can run it.
  */
 export async function migrate(pool: Pool, logger: Logger): Promise<{ applied: string[] }> {
   const migrations = await readMigrations();
@@ -39,9 +40,16 @@ export async function migrate(pool: Pool, logger: Logger): Promise<{ applied: st
     await client.query("set client_min_messages = warning");
     await client.query(MIGRATION_LOCK);
     try {
-      await client.query("create schema if not exists webhooks");
-      await client.query(`create table if not exists webhooks.migrations (
-        id int primary key, name text not null, applied_at timestamptz not null default now())`);
+      // graphile-worker's schema first: our grants (000004) name its tables.
+      await runWorkerMigrations({ pgPool: pool, logger: quietWorkerLogger });
+      const { rows: bootstrap } = await client.query<{ exists: boolean }>(
+        "select to_regclass('webhooks.migrations') is not null as exists",
+      );
+      if (!bootstrap[0]!.exists) {
+        await client.query("create schema if not exists webhooks");
+        await client.query(`create table if not exists webhooks.migrations (
+          id int primary key, name text not null, applied_at timestamptz not null default now())`);
+      }
       const { rows } = await client.query<{ id: number }>("select id from webhooks.migrations");
       const done = new Set(rows.map((row) => row.id));
       for (const migration of migrations) {
@@ -58,7 +66,6 @@ export async function migrate(pool: Pool, logger: Logger): Promise<{ applied: st
         applied.push(`${String(migration.id).padStart(6, "0")}_${migration.name}`);
         logger.info("applied migration", { migration: migration.name, id: migration.id });
       }
-      await runWorkerMigrations({ pgPool: pool, logger: quietWorkerLogger });
     } finally {
       await client.query(MIGRATION_UNLOCK);
     }
