@@ -16,7 +16,7 @@ export interface DispatcherOptions {
 }
 
 export const defaultDispatcherOptions: DispatcherOptions = {
-  pollIntervalMs: 5,
+  pollIntervalMs: 2,
   sweepIntervalMs: 1000,
   quietMs: 1000,
   leaseMs: 2000,
