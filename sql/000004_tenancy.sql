@@ -82,7 +82,9 @@ declare
   config webhooks.webhook_configurations;
 begin
   select * into config from webhooks.webhook_configurations c where c.id = send_test.webhook_id;
-  if not found then
+  -- Another organization's webhook gets the same answer as a missing one: nothing is disclosed.
+  if not found or config.organization_id is distinct from
+                  coalesce(webhooks.current_organization_id(), config.organization_id) then
     raise exception using errcode = 'no_data_found', message = format('webhooks.send_test: no webhook %s', webhook_id);
   end if;
   perform webhooks._assert_tenant(config.organization_id, 'webhooks.send_test');
@@ -113,7 +115,9 @@ grant select on webhooks.webhook_logs, webhooks.deliveries, webhooks.events, web
 -- Dispatcher privileges.
 grant select on webhooks.event_types, webhooks.migrations, webhooks.webhook_stats to webhooks_dispatcher;
 grant select, update on webhooks.webhook_configurations, webhooks._dispatcher_wake to webhooks_dispatcher;
-grant select, delete on webhooks.outbox to webhooks_dispatcher;
+-- UPDATE on one column only so fan-out can lock rows (select … for update skip locked); an
+-- identity column cannot be updated, so this grants the lock and nothing more.
+grant select, delete, update (id) on webhooks.outbox to webhooks_dispatcher;
 grant select, insert, delete on webhooks.events to webhooks_dispatcher;
 grant select, insert, update, delete on webhooks.deliveries, webhooks.daemons to webhooks_dispatcher;
 grant select, insert, delete on webhooks.webhook_logs to webhooks_dispatcher;
@@ -125,15 +129,43 @@ grant execute on all functions in schema graphile_worker to webhooks_dispatcher;
 alter default privileges in schema graphile_worker grant select, insert, update, delete on tables to webhooks_dispatcher;
 alter default privileges in schema graphile_worker grant usage, select on sequences to webhooks_dispatcher;
 alter default privileges in schema graphile_worker grant execute on functions to webhooks_dispatcher;
+-- graphile-worker enables (without forcing) row-level security on its tables and creates no
+-- policies, so only their owner could queue or take jobs. The dispatcher works every job.
+do $$
+declare
+  t regclass;
+begin
+  for t in select c.oid::regclass from pg_class c
+            where c.relnamespace = 'graphile_worker'::regnamespace and c.relkind in ('r', 'p') and c.relrowsecurity loop
+    execute format('create policy webhooks_dispatcher on %s for all to webhooks_dispatcher using (true) with check (true)', t);
+  end loop;
+end
+$$;
 
--- The stats view reads as its caller, so RLS on the logs applies to it (PG 15+).
-alter view webhooks.webhook_stats set (security_invoker = true);
+-- Deleting a configuration deletes its deliveries (000002's statement trigger). The application
+-- may only read deliveries, so the trigger runs as the owner; the configurations it was handed
+-- were already limited to the caller's organization by RLS.
+alter function webhooks._delete_deliveries_of_deleted_webhooks() security definer;
+
+-- The stats view reads as its caller, so RLS on the logs applies to it. security_invoker needs
+-- PostgreSQL 15; before that a view reads as its owner, so applications are not given it there
+-- (they query webhook_logs, which RLS protects).
+do $$
+begin
+  if current_setting('server_version_num')::int >= 150000 then
+    execute 'alter view webhooks.webhook_stats set (security_invoker = true)';
+  else
+    execute 'revoke select on webhooks.webhook_stats from webhooks_app';
+  end if;
+end
+$$;
 
 -- Row-level security, enabled and forced on every table holding tenant data.
 do $$
 declare
   t regclass;
-  tenant constant text := 'organization_id = nullif(current_setting(''app.organization_id'', true), '''')::uuid';
+  -- %I is the tenant column: organization_id, or id for organizations.
+  tenant constant text := '%I = nullif(current_setting(''app.organization_id'', true), '''')::uuid';
 begin
   foreach t in array array['public.organizations', 'public.contacts', 'public.deals', 'public.conversations',
                            'public.messages', 'webhooks.webhook_configurations', 'webhooks.outbox',
@@ -145,12 +177,13 @@ begin
   -- Applications: their organization only, and rows cannot be created in or moved to another.
   foreach t in array array['public.contacts', 'public.deals', 'public.conversations', 'public.messages',
                            'webhooks.webhook_configurations']::regclass[] loop
-    execute format('create policy tenant_isolation on %s for all to webhooks_app using (%s) with check (%s)', t, tenant, tenant);
+    execute format('create policy tenant_isolation on %s for all to webhooks_app using (%s) with check (%s)',
+                   t, format(tenant, 'organization_id'), format(tenant, 'organization_id'));
   end loop;
   execute format('create policy tenant_isolation on public.organizations for all to webhooks_app using (%s) with check (%s)',
-                 replace(tenant, 'organization_id', 'id'), replace(tenant, 'organization_id', 'id'));
+                 format(tenant, 'id'), format(tenant, 'id'));
   foreach t in array array['webhooks.events', 'webhooks.deliveries', 'webhooks.webhook_logs']::regclass[] loop
-    execute format('create policy tenant_isolation on %s for select to webhooks_app using (%s)', t, tenant);
+    execute format('create policy tenant_isolation on %s for select to webhooks_app using (%s)', t, format(tenant, 'organization_id'));
   end loop;
 
   -- The dispatcher works for every organization.
@@ -160,8 +193,12 @@ begin
   end loop;
 
   -- The owner, for its SECURITY DEFINER functions: capture appends to the outbox, send_test
-  -- reads the configuration it tests. (A superuser owner bypasses RLS anyway.)
+  -- reads the configuration it tests, _delete_deliveries_of_deleted_webhooks (above) deletes the
+  -- deliveries of a deleted configuration.
+  -- (A superuser owner bypasses RLS anyway.)
   execute format('create policy capture on webhooks.outbox for all to %I using (true) with check (true)', current_user);
   execute format('create policy send_test on webhooks.webhook_configurations for select to %I using (true)', current_user);
+  execute format('create policy deleted_webhook on webhooks.deliveries for delete to %I using (true)', current_user);
+  execute format('create policy deleted_webhook_read on webhooks.deliveries for select to %I using (true)', current_user);
 end
 $$;
