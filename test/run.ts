@@ -35,7 +35,10 @@ async function chooseServer(): Promise<Server> {
   }
   const dir = await mkdtemp(path.join(os.tmpdir(), "pg-webhooks-test-"));
   await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), logger });
+  const embedded = await startEmbeddedPostgres({ dataDir: dir, port: await freePort(), logger }).catch(async (error: unknown) => {
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  });
   return {
     adminUrl: embedded.url,
     describe: "embedded Postgres",
