@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createPool, type Pool, type PoolClient } from "../../src/db/pool.js";
+import { createPool, withTransaction, type Pool, type PoolClient } from "../../src/db/pool.js";
 import type { TestDatabase } from "../support/database.js";
 
 /**
@@ -55,21 +55,12 @@ export async function asTenant<T>(
   organizationId: string | null,
   work: (client: PoolClient) => Promise<T>,
 ): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
+  return withTransaction(pool, async (client) => {
     if (organizationId !== null) {
       await client.query("select set_config('app.organization_id', $1, true)", [organizationId]);
     }
-    const result = await work(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return work(client);
+  });
 }
 
 /** The statement is refused for lack of a privilege (GRANT), not filtered by a policy. */
