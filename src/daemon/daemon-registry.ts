@@ -1,5 +1,7 @@
 import os from "node:os";
 import { randomBytes } from "node:crypto";
+import { sql, type Kysely } from "kysely";
+import { createDb, type Database } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
 import { describeError, type Logger } from "../logger.js";
 import { announceListener } from "../capture/wake-state.js";
@@ -19,21 +21,26 @@ export class DaemonRegistry {
   readonly id = `daemon-${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
   private timer: NodeJS.Timeout | undefined;
   private workerPoolId: string | null = null;
+  private readonly db: Kysely<Database>;
 
   constructor(
     private readonly pool: Pool,
     private readonly logger: Logger,
     private readonly options: RegistryOptions,
     private readonly deliverTask: string,
-  ) {}
+  ) {
+    this.db = createDb(pool);
+  }
 
   async register(workerPoolId: string | null): Promise<void> {
     this.workerPoolId = workerPoolId;
-    await this.pool.query(
-      `insert into webhooks.daemons (id, worker_pool_id, hostname, pid) values ($1, $2, $3, $4)
-       on conflict (id) do update set worker_pool_id = excluded.worker_pool_id, heartbeat_at = now()`,
-      [this.id, workerPoolId, os.hostname(), process.pid],
-    );
+    await this.db
+      .insertInto("webhooks.daemons")
+      .values({ id: this.id, worker_pool_id: workerPoolId, hostname: os.hostname(), pid: process.pid })
+      .onConflict((conflict) =>
+        conflict.column("id").doUpdateSet({ worker_pool_id: workerPoolId, heartbeat_at: sql<Date>`now()` }),
+      )
+      .execute();
     await announceListener(this.pool, this.options.staleDaemonMs);
   }
 
@@ -54,11 +61,12 @@ export class DaemonRegistry {
     // A row reaped while this daemon was unreachable (e.g. a long Postgres outage) is re-created;
     // the pool id is rewritten too, in case registering a replacement
     // delivery worker pool failed (see startDeliveryWorker).
-    const { rowCount } = await this.pool.query(
-      `update webhooks.daemons set heartbeat_at = now(), worker_pool_id = $2 where id = $1`,
-      [this.id, this.workerPoolId],
-    );
-    if (rowCount === 0) {
+    const { numUpdatedRows } = await this.db
+      .updateTable("webhooks.daemons")
+      .set({ heartbeat_at: sql<Date>`now()`, worker_pool_id: this.workerPoolId })
+      .where("id", "=", this.id)
+      .executeTakeFirst();
+    if (numUpdatedRows === 0n) {
       this.logger.warn("this daemon's registration was reaped; re-registering");
       await this.register(this.workerPoolId);
     }
@@ -71,13 +79,14 @@ export class DaemonRegistry {
    * one that died before it could register its pool id).
    */
   async reapStale(): Promise<string[]> {
-    const { rows } = await this.pool.query<{ id: string }>(
-      `delete from webhooks.daemons
-        where heartbeat_at < now() - make_interval(secs => $1::float8 / 1000) and id <> $2
-       returning id`,
-      [this.options.staleDaemonMs, this.id],
-    );
+    const rows = await this.db
+      .deleteFrom("webhooks.daemons")
+      .where("heartbeat_at", "<", sql<Date>`now() - make_interval(secs => ${this.options.staleDaemonMs / 1000})`)
+      .where("id", "<>", this.id)
+      .returning("id")
+      .execute();
     for (const row of rows) this.logger.warn("a daemon stopped sending heartbeats; treating it as dead", { daemon: row.id });
+    // graphile-worker's private tables are not in our Database types: raw SQL.
     const { rows: orphans } = await this.pool.query<{ locked_by: string }>(
       `select distinct job.locked_by
          from graphile_worker._private_jobs job
@@ -99,6 +108,6 @@ export class DaemonRegistry {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
-    await this.pool.query(`delete from webhooks.daemons where id = $1`, [this.id]).catch(() => undefined);
+    await this.db.deleteFrom("webhooks.daemons").where("id", "=", this.id).execute().catch(() => undefined);
   }
 }

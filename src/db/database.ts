@@ -1,0 +1,76 @@
+import { Kysely, PostgresDialect, type ColumnType, type Generated } from "kysely";
+import type { Pool } from "./pool.js";
+
+/**
+ * Kysely types for the tables the daemon and the CLI query with the builder. The schema itself
+ * lives only in sql/; the hot-path statements (fan-out, attempt records) are raw SQL in their
+ * modules because they use unnest and graphile_worker.add_jobs, which the builder cannot say.
+ */
+export interface Database {
+  "webhooks.daemons": DaemonsTable;
+  "webhooks.webhook_logs": WebhookLogsTable;
+  "webhooks.deliveries": DeliveriesTable;
+  "webhooks.outbox": OutboxTable;
+}
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+
+export interface DaemonsTable {
+  id: string;
+  worker_pool_id: string | null;
+  hostname: string;
+  pid: number;
+  started_at: Timestamp;
+  heartbeat_at: Timestamp;
+}
+
+export interface WebhookLogsTable {
+  id: Generated<number>;
+  organization_id: string;
+  webhook_id: string;
+  event_id: string;
+  delivery_id: string;
+  event_type: string;
+  attempt: number;
+  url: string;
+  request_headers: unknown;
+  request_body: string | null;
+  response_status: number | null;
+  response_headers: unknown;
+  response_body: string | null;
+  error: string | null;
+  duration_ms: number | null;
+  success: boolean;
+  created_at: Timestamp;
+}
+
+export interface DeliveriesTable {
+  id: Generated<string>;
+  organization_id: string;
+  event_id: string;
+  webhook_id: string;
+  state: "pending" | "succeeded" | "failed" | "dead";
+  attempts: number;
+  next_attempt_at: Timestamp | null;
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  completed_at: Timestamp | null;
+}
+
+export interface OutboxTable {
+  id: Generated<number>;
+  event_id: Generated<string>;
+  organization_id: string;
+  event_type: string;
+  data: unknown;
+  old_data: unknown;
+  occurred_at: Timestamp;
+  webhook_id: string | null;
+}
+
+/** A query builder over an existing pool (the pool stays the caller's to end). */
+export function createDb(pool: Pool): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
