@@ -11,6 +11,8 @@ const usage = `usage: pg-webhooks <command>
   migrate                      apply sql/ migrations (idempotent)
   start                        migrate, then run the dispatcher and the HTTP server
   send-test <webhook-id>       send a webhook.test event to one endpoint
+  replay <delivery-id>         deliver one delivery again (webhooks.replay)
+  replay --dead --webhook ID   deliver every dead delivery of one webhook again (webhooks.replay_dead)
   logs [--webhook ID] [--failed] [--limit N]
                                print recent attempts from webhooks.webhook_logs
 
@@ -49,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
       return start(config, logger);
     case "send-test":
       return withDatabase(config, logger, (url) => sendTest(url, args[0]));
+    case "replay":
+      return withDatabase(config, logger, (url) => replay(url, args));
     case "logs":
       return withDatabase(config, logger, (url) => printLogs(url, args));
     default:
@@ -74,7 +78,7 @@ async function start(config: Config, logger: Logger): Promise<number> {
   const databaseUrl = config.databaseUrl ?? embedded!.url;
   const daemon = await startDaemon({ ...config, databaseUrl }, logger);
   logger.info("pg-webhooks is running", { daemon: daemon.id, port: config.port });
-  if (embedded) console.log(tryItText(embedded.url, config.port));
+  if (embedded) console.log(tryItText(embedded.url, config.port, config.allowPrivateTargets && config.allowHttp));
 
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -90,15 +94,18 @@ async function start(config: Config, logger: Logger): Promise<number> {
   return 0;
 }
 
-function tryItText(url: string, port: number): string {
+function tryItText(url: string, port: number, echoReachable: boolean): string {
   const org = "00000000-0000-0000-0000-000000000001";
+  const guardNote = echoReachable
+    ? ""
+    : "\n  (the echo receiver is http on 127.0.0.1: start with WEBHOOKS_ALLOW_PRIVATE_TARGETS=true WEBHOOKS_ALLOW_HTTP=true, as `npm start` does)\n";
   return `
 pg-webhooks is running on an embedded PostgreSQL:
 
   DATABASE_URL=${url}
 
 Try it (a webhook to the built-in echo receiver, then a contact):
-
+${guardNote}
   psql "${url}" -c "insert into organizations (id, name) values ('${org}', 'Acme') on conflict do nothing; insert into webhooks.webhook_configurations (organization_id, name, url, events) values ('${org}', 'demo', 'http://127.0.0.1:${port}/demo/echo', '{*}'); insert into contacts (organization_id, first_name, email) values ('${org}', 'Ada', 'ada@example.com');"
   psql "${url}" -c "select attempt, event_type, response_status, success, duration_ms from webhooks.webhook_logs order by id desc limit 5;"
 `;
@@ -113,6 +120,30 @@ async function sendTest(url: string, webhookId: string | undefined): Promise<num
   try {
     const { rows } = await pool.query<{ id: string }>("select webhooks.send_test($1::uuid) as id", [webhookId]);
     console.log(`queued webhook.test event ${rows[0]!.id} for webhook ${webhookId}`);
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function replay(url: string, args: string[]): Promise<number> {
+  const dead = args.includes("--dead");
+  const webhookIndex = args.indexOf("--webhook");
+  const webhookId = webhookIndex >= 0 ? args[webhookIndex + 1] : undefined;
+  const deliveryId = args.length === 1 && !args[0]!.startsWith("--") ? args[0] : undefined;
+  if (dead ? !webhookId || args.length !== 3 : !deliveryId) {
+    console.error("usage: pg-webhooks replay <delivery-id>\n       pg-webhooks replay --dead --webhook <webhook-id>");
+    return 1;
+  }
+  const pool = createPool(url, { max: 1 });
+  try {
+    if (dead) {
+      const { rows } = await pool.query<{ queued: number }>("select webhooks.replay_dead($1::uuid) as queued", [webhookId]);
+      console.log(`queued ${rows[0]!.queued} dead deliveries of webhook ${webhookId}`);
+    } else {
+      await pool.query("select webhooks.replay($1::uuid)", [deliveryId]);
+      console.log(`queued delivery ${deliveryId}`);
+    }
     return 0;
   } finally {
     await pool.end();

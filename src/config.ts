@@ -28,6 +28,7 @@ const environmentSchema = z.object({
   WEBHOOKS_SWEEP_INTERVAL_MS: int("WEBHOOKS_SWEEP_INTERVAL_MS", 1000, 50, 600_000),
   WEBHOOKS_HEARTBEAT_INTERVAL_MS: int("WEBHOOKS_HEARTBEAT_INTERVAL_MS", 5000, 100, 600_000),
   WEBHOOKS_STALE_DAEMON_MS: int("WEBHOOKS_STALE_DAEMON_MS", 30_000, 500, 3_600_000),
+  WEBHOOKS_DISABLE_AFTER_FAILING_HOURS: int("WEBHOOKS_DISABLE_AFTER_FAILING_HOURS", 120, 1, 8760),
   WEBHOOKS_EMBEDDED_PG_PORT: int("WEBHOOKS_EMBEDDED_PG_PORT", 54329, 1, 65535),
   WEBHOOKS_DATA_DIR: z.string().min(1, "WEBHOOKS_DATA_DIR must not be empty").default(".data"),
   LOG_LEVEL: z
@@ -49,6 +50,8 @@ export interface Config {
   sweepIntervalMs: number;
   heartbeatIntervalMs: number;
   staleDaemonMs: number;
+  /** An endpoint whose attempts have all failed for this many hours is disabled. */
+  disableAfterFailingHours: number;
   embeddedPgPort: number;
   dataDir: string;
   logLevel: LogLevel;
@@ -85,6 +88,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     sweepIntervalMs: e.WEBHOOKS_SWEEP_INTERVAL_MS,
     heartbeatIntervalMs: e.WEBHOOKS_HEARTBEAT_INTERVAL_MS,
     staleDaemonMs: e.WEBHOOKS_STALE_DAEMON_MS,
+    disableAfterFailingHours: e.WEBHOOKS_DISABLE_AFTER_FAILING_HOURS,
     embeddedPgPort: e.WEBHOOKS_EMBEDDED_PG_PORT,
     dataDir: e.WEBHOOKS_DATA_DIR,
     logLevel: e.LOG_LEVEL,

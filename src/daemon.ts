@@ -51,6 +51,9 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       pool,
       concurrency: config.concurrency,
       logger,
+      allowPrivateTargets: config.allowPrivateTargets,
+      allowHttp: config.allowHttp,
+      disableAfterFailingHours: config.disableAfterFailingHours,
       // The old pool's locked jobs then belong to no live daemon and are unlocked like a dead one's.
       onNewPool: (workerPoolId) => registry.register(workerPoolId),
     });

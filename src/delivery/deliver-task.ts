@@ -80,9 +80,12 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
   };
 }
 
-/** Pure: what an attempt's result means for the delivery. */
+/**
+ * Pure: what an attempt's result means for the delivery and its endpoint. 410 Gone ends the
+ * delivery at once (the store disables the endpoint). Retries count from the last replay.
+ */
 export function decideOutcome(
-  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds" | "body">,
+  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds" | "body"> & Partial<Pick<DeliveryContext, "attemptsBeforeReplay">>,
   attempt: number,
   result: HttpResult,
   random: number,
@@ -90,17 +93,26 @@ export function decideOutcome(
 ): AttemptRecord {
   const base = { deliveryId: delivery.id, attempt, log: null };
   if (result.status !== null && result.status >= 200 && result.status < 300) {
-    return { ...base, state: "succeeded", retryAt: null, lastError: null };
+    return { ...base, state: "succeeded", retryAt: null, lastError: null, endpoint: "up" };
   }
   const lastError = result.error ?? describeStatus(result);
-  const oversized = Buffer.byteLength(delivery.body) > MAX_PAYLOAD_BYTES;
-  const delay = oversized
+  if (result.status === 410) return { ...base, state: "dead", retryAt: null, lastError: "HTTP 410 Gone: endpoint disabled", endpoint: "gone" };
+  // An oversized event or a refused target (target-guard.ts) was never sent: the endpoint is not
+  // to blame, and retrying cannot help.
+  const notSent = result.refused === true || Buffer.byteLength(delivery.body) > MAX_PAYLOAD_BYTES;
+  const endpoint = notSent ? null : "down";
+  const delay = notSent
     ? undefined
-    : nextRetryDelayMs({ attempt, maxRetries: delivery.maxRetries, retryBaseSeconds: delivery.retryBaseSeconds, random });
-  if (delay === undefined) return { ...base, state: "dead", retryAt: null, lastError };
+    : nextRetryDelayMs({
+        attempt: attempt - (delivery.attemptsBeforeReplay ?? 0),
+        maxRetries: delivery.maxRetries,
+        retryBaseSeconds: delivery.retryBaseSeconds,
+        random,
+      });
+  if (delay === undefined) return { ...base, state: "dead", retryAt: null, lastError, endpoint };
   // The server's Retry-After wins when it asks for more patience than our backoff.
   const retryAfter = parseRetryAfterMs(result.headers?.["retry-after"], now) ?? 0;
-  return { ...base, state: "failed", retryAt: new Date(now + Math.max(delay, retryAfter)), lastError };
+  return { ...base, state: "failed", retryAt: new Date(now + Math.max(delay, retryAfter)), lastError, endpoint };
 }
 
 function describeStatus(result: HttpResult): string {

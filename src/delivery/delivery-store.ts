@@ -7,6 +7,8 @@ export interface DeliveryContext {
   id: string;
   state: "pending" | "succeeded" | "failed" | "dead";
   attempts: number;
+  /** Attempts made before the last webhooks.replay: the retry budget counts from here. */
+  attemptsBeforeReplay: number;
   organizationId: string;
   eventId: string;
   eventType: string;
@@ -34,7 +36,23 @@ export interface AttemptRecord {
   retryAt: Date | null;
   lastError: string | null;
   log: AttemptLog | null;
+  /**
+   * What the attempt says about its endpoint (needs `log`): up clears failing_since, down starts
+   * it (and disables the endpoint once it is older than the span), gone (410) disables it.
+   * Absent when the endpoint is not to blame (the attempt was not sent).
+   */
+  endpoint?: EndpointHealth | null;
 }
+
+export type EndpointHealth = "up" | "down" | "gone";
+
+export interface DeliveryStoreOptions {
+  /** An endpoint whose attempts have all failed for this long is disabled (SPEC 5). */
+  disableAfterFailingHours?: number;
+}
+
+/** WEBHOOKS_DISABLE_AFTER_FAILING_HOURS' default: 5 days. */
+export const DEFAULT_DISABLE_AFTER_FAILING_HOURS = 120;
 
 export interface AttemptLog {
   organization_id: string;
@@ -58,6 +76,7 @@ interface ContextRow {
   id: string;
   state: DeliveryContext["state"];
   attempts: number;
+  attempts_before_replay: number;
   organization_id: string;
   event_id: string;
   event_type: string;
@@ -84,11 +103,14 @@ interface ContextRow {
 export class DeliveryStore {
   private readonly loader: Batcher<string, DeliveryContext | undefined>;
   private readonly recorder: Batcher<AttemptRecord, void>;
+  private readonly disableAfterFailingHours: number;
 
   constructor(
     private readonly pool: Pool,
     private readonly deliverTask: string,
+    options: DeliveryStoreOptions = {},
   ) {
+    this.disableAfterFailingHours = options.disableAfterFailingHours ?? DEFAULT_DISABLE_AFTER_FAILING_HOURS;
     this.loader = new Batcher((ids) => this.loadMany(ids), { maxBatch: 500, maxInFlight: 2 });
     this.recorder = new Batcher((records) => this.recordMany(records), { maxBatch: 500, maxInFlight: 2 });
   }
@@ -105,7 +127,7 @@ export class DeliveryStore {
     const { rows } = await this.pool.query<ContextRow>({
       // Named: parsed and planned once per connection, not once per batch.
       name: "pg-webhooks:load-deliveries",
-      text: `select d.id, d.state, d.attempts, d.organization_id, d.event_id, e.event_type, e.body, d.webhook_id,
+      text: `select d.id, d.state, d.attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body, d.webhook_id,
               e.webhook_id is not null as targeted,
               c.url, c.secret,
               case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,
@@ -126,10 +148,16 @@ export class DeliveryStore {
    * some attempt failed, their retry jobs (graphile_worker.add_jobs is not called for an empty
    * batch: it costs as much as the rest of the statement). Columns travel as arrays (unnest),
    * which Postgres reads faster than a JSON document.
+   *
+   * Endpoint health rides along: a configuration row is written only when its health changes
+   * (first failure, first success after failures, 410, failing past the span), so a healthy
+   * endpoint costs one index probe. Those rows are locked in id order first, so two batches
+   * changing the same endpoints cannot deadlock.
    */
   private async recordMany(records: AttemptRecord[]): Promise<void[]> {
     const logs = records.flatMap((r) => (r.log ? [r.log] : []));
     const retries = records.filter((r) => r.retryAt !== null);
+    const health = records.flatMap((r) => (r.log && r.endpoint ? [{ webhookId: r.log.webhook_id, url: r.log.url, endpoint: r.endpoint }] : []));
     const column = <K extends keyof AttemptLog>(key: K) => logs.map((log) => log[key]);
     await this.pool.query({
       name: "pg-webhooks:record-attempts",
@@ -153,6 +181,35 @@ export class DeliveryStore {
                 completed_at = case when input.state in ('succeeded', 'dead') then now() end
            from input
           where d.id = input.delivery_id
+       ), health as (
+         select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
+                min(h.url) filter (where h.endpoint = 'gone') as gone_url
+           from unnest($25::uuid[], $26::text[], $27::text[]) as h(webhook_id, endpoint, url)
+          group by h.webhook_id
+       ), changing as (
+         select c.id, h.up, h.gone, h.gone_url,
+                not h.up and coalesce(c.failing_since < now() - $28::float8 * interval '1 hour', false) as failed_too_long
+           from webhooks.webhook_configurations c
+           join health h on h.webhook_id = c.id
+          where (h.up and c.failing_since is not null)
+             or (c.is_active and (h.gone or (not h.up and (c.failing_since is null
+                                                           or c.failing_since < now() - $28::float8 * interval '1 hour'))))
+          order by c.id
+            for update of c
+       ), endpoint as (
+         update webhooks.webhook_configurations c
+            set failing_since = case when ch.up then null else coalesce(c.failing_since, now()) end,
+                is_active = c.is_active and not ch.gone and not ch.failed_too_long,
+                disabled_reason = case
+                  when c.is_active and ch.gone then
+                    format('HTTP 410 Gone from %s at %s', ch.gone_url, to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                  when c.is_active and ch.failed_too_long then
+                    format('failing continuously since %s (longer than %s hours) at %s; disabled at %s',
+                           to_char(c.failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), $28::float8, c.url,
+                           to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+                  else c.disabled_reason end
+           from changing ch
+          where c.id = ch.id
        )
        select case when cardinality($22::uuid[]) > 0 then (
          select count(*) from graphile_worker.add_jobs(array(
@@ -183,6 +240,10 @@ export class DeliveryStore {
         retries.map((r) => r.deliveryId),
         retries.map((r) => r.retryAt),
         this.deliverTask,
+        health.map((h) => h.webhookId),
+        health.map((h) => h.endpoint),
+        health.map((h) => h.url),
+        this.disableAfterFailingHours,
       ],
     });
     return records.map(() => undefined);
@@ -194,6 +255,7 @@ function toContext(row: ContextRow): DeliveryContext {
     id: row.id,
     state: row.state,
     attempts: row.attempts,
+    attemptsBeforeReplay: row.attempts_before_replay,
     organizationId: row.organization_id,
     eventId: row.event_id,
     eventType: row.event_type,

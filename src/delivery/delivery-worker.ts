@@ -38,11 +38,16 @@ export async function startDeliveryWorker(options: {
   pool: Pool;
   concurrency: number;
   logger: Logger;
+  /** SPEC 1 target guard (WEBHOOKS_ALLOW_PRIVATE_TARGETS, WEBHOOKS_ALLOW_HTTP); both default to false. */
+  allowPrivateTargets?: boolean;
+  allowHttp?: boolean;
+  /** An endpoint failing continuously this long is disabled (WEBHOOKS_DISABLE_AFTER_FAILING_HOURS). */
+  disableAfterFailingHours?: number;
   onNewPool?: (workerPoolId: string) => Promise<void>;
 }): Promise<DeliveryWorker> {
   const { pool, concurrency, logger, onNewPool } = options;
-  const sender = new HttpSender();
-  const store = new DeliveryStore(pool, DELIVER_TASK);
+  const sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
+  const store = new DeliveryStore(pool, DELIVER_TASK, { disableAfterFailingHours: options.disableAfterFailingHours });
   const task = createDeliverTask({ store, sender, logger: logger.scope("deliver") });
   const workerLog = logger.scope("graphile-worker");
   absorbLocalQueueReleaseFailures(workerLog);

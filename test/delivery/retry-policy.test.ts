@@ -108,6 +108,14 @@ describe("decideOutcome", () => {
     assert.match(outcome.lastError!, /256 KiB/);
   });
 
+  test("a target refused by the guard is dead at once and not held against the endpoint", () => {
+    const outcome = decideOutcome(delivery, 1, result({ error: "refused: 127.0.0.1 is a loopback address", refused: true, durationMs: 0 }), 0.5, now);
+    assert.equal(outcome.state, "dead");
+    assert.equal(outcome.retryAt, null);
+    assert.equal(outcome.endpoint, null);
+    assert.match(outcome.lastError!, /^refused: /);
+  });
+
   test("a 429 or 503 with Retry-After is not retried before the server asked", () => {
     for (const status of [429, 503]) {
       const outcome = decideOutcome(delivery, 1, result({ status, headers: { "retry-after": "120" } }), 0.5, now);
