@@ -115,7 +115,10 @@ test("the only SECURITY DEFINER functions an application may call are the review
   );
   assert.deepEqual(
     rows.map((row) => row.fn),
-    ["webhooks.emit(uuid,text,jsonb)", "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)", "webhooks.send_test(uuid)"],
+    [
+      "webhooks.emit(uuid,text,jsonb)", "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)",
+      "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
+    ],
     "a new SECURITY DEFINER function granted to webhooks_app must check the caller's tenant (webhooks._assert_tenant) and be listed here",
   );
 });
