@@ -49,9 +49,10 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
       }),
     };
 
+    const bodyBytes = Buffer.byteLength(delivery.body);
     const result: HttpResult =
-      Buffer.byteLength(delivery.body) > MAX_PAYLOAD_BYTES
-        ? { status: null, headers: null, body: null, error: `payload of ${Buffer.byteLength(delivery.body)} bytes exceeds the 256 KiB limit; not sent`, durationMs: 0 }
+      bodyBytes > MAX_PAYLOAD_BYTES
+        ? { status: null, headers: null, body: null, error: `payload of ${bodyBytes} bytes exceeds the 256 KiB limit; not sent`, durationMs: 0, refused: true }
         : await sender.send({ url: delivery.url, headers, body: delivery.body, timeoutMs: delivery.timeoutSeconds * 1000 });
 
     const record = decideOutcome(delivery, attempt, result, random());
@@ -85,7 +86,7 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
  * delivery at once (the store disables the endpoint). Retries count from the last replay.
  */
 export function decideOutcome(
-  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds" | "body"> & Partial<Pick<DeliveryContext, "attemptsBeforeReplay">>,
+  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds"> & Partial<Pick<DeliveryContext, "attemptsBeforeReplay">>,
   attempt: number,
   result: HttpResult,
   random: number,
@@ -99,7 +100,7 @@ export function decideOutcome(
   if (result.status === 410) return { ...base, state: "dead", retryAt: null, lastError: "HTTP 410 Gone: endpoint disabled", endpoint: "gone" };
   // An oversized event or a refused target (target-guard.ts) was never sent: the endpoint is not
   // to blame, and retrying cannot help.
-  const notSent = result.refused === true || Buffer.byteLength(delivery.body) > MAX_PAYLOAD_BYTES;
+  const notSent = result.refused === true;
   const endpoint = notSent ? null : "down";
   const delay = notSent
     ? undefined

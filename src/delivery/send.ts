@@ -21,7 +21,10 @@ export interface HttpResult {
   /** Why no response was received (timeout, refused, reset…). */
   error: string | null;
   durationMs: number;
-  /** The target guard refused the URL or the address it resolved to: nothing was sent, retrying cannot help. */
+  /**
+   * Nothing was sent and retrying cannot help: the target guard refused the URL or an address it
+   * resolved to, or the payload is over the 256 KiB limit.
+   */
   refused?: boolean;
 }
 

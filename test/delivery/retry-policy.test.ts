@@ -103,7 +103,7 @@ describe("decideOutcome", () => {
 
   test("an oversized body is dead at once: retrying cannot make it fit", () => {
     const big = { ...delivery, body: "x".repeat(MAX_PAYLOAD_BYTES + 1) };
-    const outcome = decideOutcome(big, 1, result({ error: "payload exceeds the 256 KiB limit; not sent", durationMs: 0 }), 0.5, now);
+    const outcome = decideOutcome(big, 1, result({ error: "payload exceeds the 256 KiB limit; not sent", durationMs: 0, refused: true }), 0.5, now);
     assert.equal(outcome.state, "dead");
     assert.match(outcome.lastError!, /256 KiB/);
   });
