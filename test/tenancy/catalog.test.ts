@@ -34,7 +34,8 @@ test("every table with an organization_id column, and organizations itself, has 
     rows.map((row) => row.table),
     [
       "contacts", "conversations", "deals", "messages", "organizations",
-      "webhooks.deliveries", "webhooks.events", "webhooks.outbox", "webhooks.webhook_configurations", "webhooks.webhook_logs",
+      "webhooks.deliveries", "webhooks.events", "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.outbox",
+      "webhooks.webhook_configurations", "webhooks.webhook_logs",
     ],
     "the tenant tables this file knows about (a new one must be added here and to the tenancy tests)",
   );
@@ -52,7 +53,7 @@ test("every application policy takes its tenant from app.organization_id, in bot
       where 'webhooks_app'::regrole = any(p.polroles)
       order by 1`,
   );
-  assert.equal(rows.length, 9, "five read-write tenant tables, organizations, and three read-only ones");
+  assert.equal(rows.length, 11, "six read-write tenant tables, organizations, and four read-only ones");
   const reads = /^\((organization_id|id) = \(NULLIF\(current_setting\('app\.organization_id'::text, true\), ''::text\)\)::uuid\)$/;
   for (const row of rows) {
     assert.match(String(row.using), reads, `${row.table}: USING`);
