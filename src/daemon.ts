@@ -5,10 +5,12 @@ import { migrate } from "./db/migrate.js";
 import type { Logger } from "./logger.js";
 import { Dispatcher, defaultDispatcherOptions } from "./capture/dispatcher.js";
 import { DELIVER_TASK } from "./capture/fan-out.js";
+import { PROCESS_LEAD_TASK } from "./intake/process-lead-task.js";
 import { listenForWakeUps, type WakeListener } from "./capture/wake-listener.js";
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
 import { startDeliveryWorker, type DeliveryWorker } from "./delivery/delivery-worker.js";
 import { startHttpServer } from "./http/server.js";
+import { createIntakeRoutes } from "./intake/intake-route.js";
 
 export interface Daemon {
   id: string;
@@ -34,6 +36,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       metrics: async () => metricsText(pool, dispatcher),
     },
     logger.scope("http"),
+    createIntakeRoutes(pool, logger.scope("intake")),
   );
   let dispatcher: Dispatcher | undefined;
   let worker: DeliveryWorker | undefined;
@@ -42,7 +45,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     pool,
     logger.scope("registry"),
     { heartbeatIntervalMs: config.heartbeatIntervalMs, staleDaemonMs: config.staleDaemonMs },
-    DELIVER_TASK,
+    [DELIVER_TASK, PROCESS_LEAD_TASK],
   );
   try {
     await migrate(pool, logger.scope("migrate"));

@@ -27,7 +27,8 @@ export class DaemonRegistry {
     private readonly pool: Pool,
     private readonly logger: Logger,
     private readonly options: RegistryOptions,
-    private readonly deliverTask: string,
+    /** The graphile-worker tasks this daemon runs: only their jobs are unlocked for dead daemons. */
+    private readonly taskIdentifiers: readonly string[],
   ) {
     this.db = createDb(pool);
   }
@@ -74,7 +75,7 @@ export class DaemonRegistry {
   }
 
   /**
-   * Forgets daemons whose heartbeat is older than staleDaemonMs and unlocks every deliver job
+   * Forgets daemons whose heartbeat is older than staleDaemonMs and unlocks every job of our tasks
    * locked longer than that by a worker pool no live daemon owns (a crashed daemon's, including
    * one that died before it could register its pool id).
    */
@@ -91,11 +92,11 @@ export class DaemonRegistry {
       `select distinct job.locked_by
          from graphile_worker._private_jobs job
          join graphile_worker._private_tasks task on task.id = job.task_id
-        where task.identifier = $1
+        where task.identifier = any ($1::text[])
           and job.locked_by is not null
           and job.locked_at < now() - make_interval(secs => $2::float8 / 1000)
           and job.locked_by not in (select worker_pool_id from webhooks.daemons where worker_pool_id is not null)`,
-      [this.deliverTask, this.options.staleDaemonMs],
+      [this.taskIdentifiers, this.options.staleDaemonMs],
     );
     const workerIds = orphans.map((row) => row.locked_by);
     if (workerIds.length > 0) {
