@@ -15,6 +15,8 @@ const usage = `usage: pg-webhooks <command>
   replay --dead --webhook ID   deliver every dead delivery of one webhook again (webhooks.replay_dead)
   logs [--webhook ID] [--failed] [--limit N]
                                print recent attempts from webhooks.webhook_logs
+  intake [--integration ID] [--limit N]
+                               print recent inbound requests from webhooks.intake_activity
 
 Configuration is read from the environment; see README.md.`;
 
@@ -55,6 +57,8 @@ async function main(argv: string[]): Promise<number> {
       return withDatabase(config, logger, (url) => replay(url, args));
     case "logs":
       return withDatabase(config, logger, (url) => printLogs(url, args));
+    case "intake":
+      return withDatabase(config, logger, (url) => printIntake(url, args));
     default:
       console.error(`pg-webhooks: unknown command ${JSON.stringify(command)}\n\n${usage}`);
       return 1;
@@ -166,6 +170,35 @@ async function printLogs(url: string, args: string[]): Promise<number> {
         where ($1::uuid is null or webhook_id = $1::uuid) and (not $2 or not success)
         order by id desc limit $3`,
       [webhookId, failedOnly, limit],
+    );
+    for (const row of rows.reverse()) console.log(JSON.stringify(row));
+    return 0;
+  } finally {
+    await pool.end();
+  }
+}
+
+async function printIntake(url: string, args: string[]): Promise<number> {
+  const option = (name: string) => {
+    const index = args.indexOf(name);
+    return index >= 0 ? args[index + 1] : undefined;
+  };
+  const integrationId = option("--integration") ?? null;
+  const limit = Number(option("--limit") ?? 50);
+  if (!Number.isInteger(limit) || limit < 1 || (integrationId !== null && !/^[0-9a-f-]{36}$/i.test(integrationId))) {
+    console.error("usage: pg-webhooks intake [--integration ID] [--limit N]");
+    return 1;
+  }
+  const pool = createPool(url, { max: 1 });
+  try {
+    // Never the integration's signing secret: only activity columns.
+    const { rows } = await pool.query(
+      `select received_at, request_id, integration_id, organization_id, event_id, idempotency_key, http_status,
+              outcome, error, contact_id, deal_id, processed_at
+         from webhooks.intake_activity
+        where ($1::uuid is null or integration_id = $1::uuid)
+        order by id desc limit $2`,
+      [integrationId, limit],
     );
     for (const row of rows.reverse()) console.log(JSON.stringify(row));
     return 0;

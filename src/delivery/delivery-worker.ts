@@ -5,6 +5,7 @@ import type { Pool } from "../db/pool.js";
 import { describeError, type Logger } from "../logger.js";
 import { DELIVER_TASK } from "../capture/fan-out.js";
 import { createDeliverTask } from "./deliver-task.js";
+import { PROCESS_LEAD_TASK, createProcessLeadTask } from "../intake/process-lead-task.js";
 import { DeliveryStore } from "./delivery-store.js";
 import { HttpSender } from "./send.js";
 
@@ -49,6 +50,7 @@ export async function startDeliveryWorker(options: {
   const sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
   const store = new DeliveryStore(pool, DELIVER_TASK, { disableAfterFailingHours: options.disableAfterFailingHours });
   const task = createDeliverTask({ store, sender, logger: logger.scope("deliver") });
+  const processLead = createProcessLeadTask({ pool, logger: logger.scope("intake") });
   const workerLog = logger.scope("graphile-worker");
   absorbLocalQueueReleaseFailures(workerLog);
   let stopping = false;
@@ -80,7 +82,7 @@ export async function startDeliveryWorker(options: {
         else if (level === "warning") workerLog.warn(message, fields);
         else workerLog.debug(message, fields);
       }),
-      taskList: { [DELIVER_TASK]: task },
+      taskList: { [DELIVER_TASK]: task, [PROCESS_LEAD_TASK]: processLead },
       preset: {
         worker: {
           // Several jobs per worker per fetch: with a backlog, fetching is what the database

@@ -1,5 +1,6 @@
 import http from "node:http";
 import type { Logger } from "../logger.js";
+import type { IntakeRoutes } from "../intake/intake-route.js";
 
 export interface Health {
   /** Migrations ran and the dispatcher and workers run. */
@@ -8,10 +9,14 @@ export interface Health {
   metrics(): Promise<string>;
 }
 
-/** The daemon's HTTP server: GET /healthz, GET /metrics, POST /demo/echo (the inbound endpoint joins it later). */
-export function startHttpServer(port: number, health: Health, logger: Logger): Promise<http.Server> {
+/**
+ * The daemon's HTTP server: GET /healthz, GET /metrics, POST /demo/echo and, given `intake`, the
+ * inbound lead endpoint POST /v2/webhook/integration/:id (and the retired v1 path, 410).
+ */
+export function startHttpServer(port: number, health: Health, logger: Logger, intake?: IntakeRoutes): Promise<http.Server> {
   const server = http.createServer((req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
+    const path = (req.url ?? "/").split("?")[0]!;
+    if (intake?.handle(req, res, path)) return;
     const send = (status: number, body: unknown, type = "application/json") => {
       res.writeHead(status, { "content-type": type });
       res.end(typeof body === "string" ? body : JSON.stringify(body));

@@ -1,0 +1,177 @@
+import assert from "node:assert/strict";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { after, before, test } from "node:test";
+import type { Daemon } from "../../src/daemon.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { startTestDaemon } from "../support/daemon.js";
+import { createOrganization } from "../support/fixtures.js";
+import { REQUEST_ID, signedPost } from "./http-support.js";
+import { createIntegration } from "./support.js";
+
+// SPEC 7's error list, over real HTTP against a running daemon. Each refusal is a JSON
+// {error, request_id} and leaves one intake_activity row (outcome refused) with that request id.
+
+let db: TestDatabase;
+let daemon: Daemon;
+let org: string;
+let integration: { id: string; signing_secret: string };
+let port: number;
+const base = () => `http://127.0.0.1:${port}`;
+const valid = JSON.stringify({ customer_phone: "+15550109999", first_name: "Ada" });
+
+before(async () => {
+  db = await createTestDatabase();
+  daemon = await startTestDaemon(db.url);
+  port = (daemon.server.address() as AddressInfo).port;
+  org = await createOrganization(db.pool, "Refusals");
+  integration = await createIntegration(db.pool, org);
+});
+after(async () => {
+  await daemon?.stop();
+  await db?.drop();
+});
+
+/** Asserts the JSON error shape and the recorded refusal; returns the error text. */
+async function assertRefused(response: Response, status: number, integrationId: string | null = integration.id): Promise<string> {
+  assert.equal(response.status, status);
+  assert.match(response.headers.get("content-type") ?? "", /^application\/json/);
+  const body = (await response.json()) as { error: string; request_id: string };
+  assert.equal(typeof body.error, "string");
+  assert.match(body.request_id, REQUEST_ID);
+  const { rows } = await db.pool.query(
+    "select integration_id, http_status, outcome, error, event_id from webhooks.intake_activity where request_id = $1",
+    [body.request_id],
+  );
+  assert.deepEqual(rows, [{ integration_id: integrationId, http_status: status, outcome: "refused", error: body.error, event_id: null }]);
+  return body.error;
+}
+
+async function leadCount(): Promise<number> {
+  const { rows } = await db.pool.query("select count(*)::int as n from webhooks.intake_activity where outcome <> 'refused'");
+  return rows[0].n;
+}
+
+test("a wrong signature (signed with another secret) is refused with 401", async () => {
+  const error = await assertRefused(await signedPost(base(), integration, valid, { signWith: "another-secret-0123456789" }), 401);
+  assert.match(error, /invalid signature/);
+});
+
+test("a missing or malformed x-webhook-signature header is refused with 401", async () => {
+  await assertRefused(await signedPost(base(), integration, valid, { omit: ["x-webhook-signature"] }), 401);
+  await assertRefused(await signedPost(base(), integration, valid, { signatureHeader: "signature=abc" }), 401);
+  await assertRefused(await signedPost(base(), integration, valid, { signatureHeader: "sha256=" + "0".repeat(64) }), 401);
+});
+
+test("a timestamp more than 300 s old or ahead is refused with 401, even when correctly signed", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  assert.match(await assertRefused(await signedPost(base(), integration, valid, { timestamp: String(now - 301) }), 401), /300 seconds/);
+  await assertRefused(await signedPost(base(), integration, valid, { timestamp: String(now + 400) }), 401);
+});
+
+test("a non-integer or missing timestamp is refused with 401", async () => {
+  const now = Math.floor(Date.now() / 1000);
+  await assertRefused(await signedPost(base(), integration, valid, { timestamp: `${now}.5` }), 401);
+  await assertRefused(await signedPost(base(), integration, valid, { timestamp: new Date().toISOString() }), 401);
+  await assertRefused(await signedPost(base(), integration, valid, { omit: ["x-webhook-timestamp"] }), 401);
+});
+
+test("an unknown integration id (uuid or not) is refused with 404", async () => {
+  const unknown = { id: "00000000-0000-4000-8000-000000000000", signing_secret: integration.signing_secret };
+  assert.match(await assertRefused(await signedPost(base(), unknown, valid), 404, null), /unknown integration/);
+  await assertRefused(await signedPost(base(), { ...unknown, id: "not-a-uuid" }, valid), 404, null);
+});
+
+test("an inactive integration is refused with 404 even with a valid signature", async () => {
+  const inactive = await createIntegration(db.pool, org, { name: "Paused", is_active: false });
+  assert.match(await assertRefused(await signedPost(base(), inactive, valid), 404, inactive.id), /inactive/);
+});
+
+test("malformed JSON is 400 with a valid signature, and 401 without one", async () => {
+  assert.match(await assertRefused(await signedPost(base(), integration, "{not json"), 400), /JSON/);
+  await assertRefused(await signedPost(base(), integration, "{not json", { signWith: "another-secret-0123456789" }), 401);
+  await assertRefused(await signedPost(base(), integration, "[1, 2]"), 400);
+});
+
+test("a body without customer_phone is 400 with a valid signature, and 401 without one", async () => {
+  const body = JSON.stringify({ first_name: "Ada" });
+  assert.match(await assertRefused(await signedPost(base(), integration, body), 400), /customer_phone/);
+  await assertRefused(await signedPost(base(), integration, body, { signWith: "another-secret-0123456789" }), 401);
+});
+
+test("an idempotency-key outside [A-Za-z0-9_-]{1,200} (or none) is refused with 400, though signed over it", async () => {
+  for (const key of ["has.dot", "x".repeat(201), "spa ce"]) {
+    assert.match(await assertRefused(await signedPost(base(), integration, valid, { key }), 400), /idempotency-key/);
+  }
+  await assertRefused(await signedPost(base(), integration, valid, { omit: ["idempotency-key"] }), 400);
+  assert.equal(await leadCount(), 0, "no refusal queued a lead");
+});
+
+test("a declared Content-Length over 1 MiB is refused with 413 before the body is read", async () => {
+  // Only the headers are sent: the answer cannot depend on reading (or signing) the body.
+  const response = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const request = http.request(`${base()}/v2/webhook/integration/${integration.id}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "content-length": String(1024 * 1024 + 1) },
+    });
+    request.on("response", (res) => {
+      let text = "";
+      res.on("data", (chunk: Buffer) => (text += chunk.toString()));
+      res.on("end", () => {
+        request.destroy();
+        resolve({ status: res.statusCode!, body: text });
+      });
+    });
+    request.on("error", reject);
+    request.flushHeaders();
+  });
+  assert.equal(response.status, 413);
+  const body = JSON.parse(response.body) as { error: string; request_id: string };
+  assert.match(body.request_id, REQUEST_ID);
+  const { rows } = await db.pool.query("select http_status, outcome from webhooks.intake_activity where request_id = $1", [body.request_id]);
+  assert.deepEqual(rows, [{ http_status: 413, outcome: "refused" }]);
+});
+
+test("a streamed (chunked) body passing 1 MiB is refused with 413", async () => {
+  const chunk = new Uint8Array(64 * 1024).fill(0x20);
+  let sent = 0;
+  const stream = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (sent >= 2 * 1024 * 1024) return controller.close();
+      sent += chunk.length;
+      controller.enqueue(chunk);
+    },
+  });
+  const response = await fetch(`${base()}/v2/webhook/integration/${integration.id}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: stream,
+    duplex: "half",
+  } as RequestInit);
+  await assertRefused(response, 413);
+});
+
+test("a body of exactly 1 MiB is read and checked (here: 401 for its bad signature), not refused as too large", async () => {
+  const body = JSON.stringify({ customer_phone: "+15550100000", pad: "" }).slice(0, -2);
+  const exact = body + "x".repeat(1024 * 1024 - body.length - 2) + '"}';
+  assert.equal(Buffer.byteLength(exact), 1024 * 1024);
+  await assertRefused(await signedPost(base(), integration, exact, { signWith: "another-secret-0123456789" }), 401);
+});
+
+test("GET and PUT on the intake path answer 405 with Allow: POST", async () => {
+  const url = `${base()}/v2/webhook/integration/${integration.id}`;
+  const get = await fetch(url);
+  assert.equal(get.headers.get("allow"), "POST");
+  await assertRefused(get, 405);
+  await assertRefused(await fetch(url, { method: "PUT", body: valid }), 405);
+});
+
+test("the retired v1 path answers 410 with JSON pointing to the v2 path", async () => {
+  const response = await fetch(`${base()}/webhook/integration/${integration.id}`, { method: "POST", body: valid });
+  assert.equal(response.status, 410);
+  const body = (await response.json()) as { error: string; request_id: string; use: string };
+  assert.match(body.error, /2026-06-30/);
+  assert.match(body.error, /\/v2\/webhook\/integration\/:id/);
+  assert.equal(body.use, `/v2/webhook/integration/${integration.id}`);
+  assert.match(body.request_id, REQUEST_ID);
+});
