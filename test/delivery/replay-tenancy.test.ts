@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, test } from "node:test";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { asTenant, LoginRoles, type LoginRole } from "../tenancy/roles.js";
+import type { TestDatabase } from "../support/database.js";
+import { createWebhook } from "../support/fixtures.js";
+import { asTenant, twoTenants, type LoginRole, type LoginRoles } from "../tenancy/roles.js";
 
 // webhooks.replay and webhooks.replay_dead run as their owner (they write deliveries and queue
 // jobs, which the application cannot), so they check the caller's tenant themselves. No daemon
@@ -21,12 +21,7 @@ let deliveryA: string;
 let deliveryB: string;
 
 before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app");
-  dispatcher = await roles.create("webhooks_dispatcher");
-  orgA = await createOrganization(db.pool, "A");
-  orgB = await createOrganization(db.pool, "B");
+  ({ db, roles, app, dispatcher, orgA, orgB } = await twoTenants());
   const hookA = (await createWebhook(db.pool, { organizationId: orgA, url: "https://a.example/hook" })).id;
   hookB = (await createWebhook(db.pool, { organizationId: orgB, url: "https://b.example/hook" })).id;
   deliveryA = await deadDelivery(orgA, hookA);

@@ -1,9 +1,8 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization } from "../support/fixtures.js";
-import { asTenant, assertPermissionDenied, assertPolicyViolation, LoginRoles, type LoginRole } from "../tenancy/roles.js";
+import type { TestDatabase } from "../support/database.js";
+import { asTenant, assertPermissionDenied, assertPolicyViolation, twoTenants, type LoginRole, type LoginRoles } from "../tenancy/roles.js";
 import { acceptLead, createIntegration, requestId, sha256 } from "./support.js";
 
 // Integrations and their activity belong to an organization; the intake functions are the daemon's.
@@ -17,12 +16,7 @@ let orgB: string;
 let integrationB: string;
 
 before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app");
-  dispatcher = await roles.create("webhooks_dispatcher");
-  orgA = await createOrganization(db.pool, "A");
-  orgB = await createOrganization(db.pool, "B");
+  ({ db, roles, app, dispatcher, orgA, orgB } = await twoTenants());
   integrationB = (await createIntegration(db.pool, orgB, { name: "B's form" })).id;
   await acceptLead(dispatcher.pool, integrationB, "b-key", { customer_phone: "5550100400" });
 });

@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { asTenant, assertPermissionDenied, LoginRoles, type LoginRole } from "./roles.js";
+import type { TestDatabase } from "../support/database.js";
+import { createWebhook } from "../support/fixtures.js";
+import { asTenant, assertPermissionDenied, twoTenants, type LoginRole, type LoginRoles } from "./roles.js";
 
 // The webhooks functions that run as their owner (SECURITY DEFINER) write the outbox, which the
 // application cannot: the public ones act only within the caller's organization, the private
@@ -19,12 +19,7 @@ let hookA: string;
 let hookB: string;
 
 before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app");
-  dispatcher = await roles.create("webhooks_dispatcher");
-  orgA = await createOrganization(db.pool, "A");
-  orgB = await createOrganization(db.pool, "B");
+  ({ db, roles, app, dispatcher, orgA, orgB } = await twoTenants());
   hookA = (await createWebhook(db.pool, { organizationId: orgA, url: "https://a.example.com/hook" })).id;
   hookB = (await createWebhook(db.pool, { organizationId: orgB, url: "https://b.example.com/hook" })).id;
 });
