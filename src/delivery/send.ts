@@ -1,8 +1,8 @@
 import dns from "node:dns";
 import { isIP, type LookupFunction } from "node:net";
 import { StringDecoder } from "node:string_decoder";
-import { Agent, buildConnector, request } from "undici";
-import { checkResolved, checkUrl, type TargetPolicy } from "./target-guard.js";
+import { Agent, buildConnector, type Dispatcher } from "undici";
+import { checkResolved, checkTarget, type CheckedTarget, type TargetPolicy } from "./target-guard.js";
 
 /** SPEC 2: webhook_logs.response_body keeps the first 16 KiB; reading stops there. */
 export const RESPONSE_BODY_CAP_BYTES = 16 * 1024;
@@ -41,9 +41,11 @@ export interface HttpResult {
 export class HttpSender {
   private readonly agent: Agent;
   private readonly policy: TargetPolicy;
+  private readonly targets: CheckedTargets;
 
   constructor(options: { connectionsPerOrigin?: number; allowPrivateTargets?: boolean; allowHttp?: boolean } = {}) {
     this.policy = { allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false };
+    this.targets = new CheckedTargets(this.policy);
     const guarded = !(this.policy.allowPrivateTargets && this.policy.allowHttp);
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
@@ -55,48 +57,70 @@ export class HttpSender {
     });
   }
 
-  async send({ url, headers, body, timeoutMs }: HttpRequest): Promise<HttpResult> {
-    const verdict = checkUrl(url, this.policy);
-    if (!verdict.allowed) return refusedResult(verdict.reason, 0);
+  /**
+   * One exchange through the Agent's dispatch API (a handler, no response stream or abort
+   * signal: per delivery this costs under half of `undici.request`). The result settles once:
+   * on the response's end, at the body cap, on an error, or when timeoutMs runs out (the
+   * exchange is then aborted as soon as undici hands over its controller).
+   */
+  send({ url, headers, body, timeoutMs }: HttpRequest): Promise<HttpResult> {
+    const target = this.targets.resolve(url);
+    if (!target.allowed) return Promise.resolve(refusedResult(target.reason, 0));
     const started = performance.now();
-    const abort = new AbortController();
-    const timer = setTimeout(() => abort.abort(new TimeoutError(timeoutMs)), timeoutMs);
     const elapsed = () => Math.round(performance.now() - started);
-    try {
-      const response = await request(url, {
-        method: "POST",
-        headers,
-        body,
-        dispatcher: this.agent,
-        signal: abort.signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
-      });
+    return new Promise<HttpResult>((resolve) => {
+      let settled = false;
+      let controller: Dispatcher.DispatchController | undefined;
+      let status: number | null = null;
+      let responseHeaders: Record<string, string> | null = null;
       const chunks: Buffer[] = [];
       let length = 0;
-      for await (const chunk of response.body) {
-        const buffer = chunk as Buffer;
-        chunks.push(buffer);
-        length += buffer.length;
-        if (length >= RESPONSE_BODY_CAP_BYTES) {
-          response.body.destroy();
-          break;
-        }
-      }
-      return {
-        status: response.statusCode,
-        headers: flattenHeaders(response.headers),
-        body: decodeText(Buffer.concat(chunks).subarray(0, RESPONSE_BODY_CAP_BYTES)),
+      const settle = (result: HttpResult, abortWith?: Error) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(result);
+        if (abortWith) controller?.abort(abortWith);
+      };
+      const response = (): HttpResult => ({
+        status,
+        headers: responseHeaders,
+        body: decodeText(Buffer.concat(chunks, length).subarray(0, RESPONSE_BODY_CAP_BYTES)),
         error: null,
         durationMs: elapsed(),
-      };
-    } catch (error) {
-      if (error instanceof TargetRefusedError) return refusedResult(error.reason, elapsed());
-      const reason = abort.signal.aborted ? abort.signal.reason : error;
-      return { status: null, headers: null, body: null, error: describeFailure(reason), durationMs: elapsed() };
-    } finally {
-      clearTimeout(timer);
-    }
+      });
+      let timeout: TimeoutError | undefined; // created only when it happens: an Error captures a stack
+      const timer = setTimeout(() => {
+        timeout = new TimeoutError(timeoutMs);
+        settle(failedResult(timeout, elapsed()), timeout);
+      }, timeoutMs);
+      this.agent.dispatch(
+        { origin: target.origin, path: target.path, method: "POST", headers, body, headersTimeout: timeoutMs, bodyTimeout: timeoutMs },
+        {
+          onRequestStart(started) {
+            controller = started;
+            if (timeout) started.abort(timeout);
+          },
+          onResponseStart(_controller, statusCode, rawHeaders) {
+            status = statusCode;
+            responseHeaders = flattenHeaders(rawHeaders);
+          },
+          onResponseData(_controller, chunk) {
+            if (settled) return;
+            chunks.push(chunk);
+            length += chunk.length;
+            // Reading stops at the cap: the rest of the body is never read (the connection is dropped).
+            if (length >= RESPONSE_BODY_CAP_BYTES) settle(response(), new BodyCapReached());
+          },
+          onResponseEnd() {
+            settle(response());
+          },
+          onResponseError(_controller, error) {
+            settle(error instanceof TargetRefusedError ? refusedResult(error.reason, elapsed()) : failedResult(error, elapsed()));
+          },
+        },
+      );
+    });
   }
 
   close(): Promise<void> {
@@ -113,8 +137,43 @@ export class TargetRefusedError extends Error {
   }
 }
 
+/** Reaching the 16 KiB cap ends the exchange early; the result is already settled by then. */
+class BodyCapReached extends Error {
+  override name = "BodyCapReached";
+  constructor() {
+    super(`response body reached the ${RESPONSE_BODY_CAP_BYTES}-byte cap`);
+  }
+}
+
+/**
+ * checkTarget, memoised per URL string: an endpoint's URL is checked and split once, not on every
+ * attempt. The rules are pure and the policy fixed for the sender's life, so a memo is never stale.
+ * Bounded: emptied when it reaches its size.
+ */
+class CheckedTargets {
+  private readonly memo = new Map<string, CheckedTarget>();
+  constructor(
+    private readonly policy: TargetPolicy,
+    private readonly size = 10_000,
+  ) {}
+
+  resolve(url: string): CheckedTarget {
+    let target = this.memo.get(url);
+    if (!target) {
+      if (this.memo.size >= this.size) this.memo.clear();
+      target = checkTarget(url, this.policy);
+      this.memo.set(url, target);
+    }
+    return target;
+  }
+}
+
 function refusedResult(reason: string, durationMs: number): HttpResult {
   return { status: null, headers: null, body: null, error: `refused: ${reason}`, durationMs, refused: true };
+}
+
+function failedResult(error: unknown, durationMs: number): HttpResult {
+  return { status: null, headers: null, body: null, error: describeFailure(error), durationMs };
 }
 
 /**

@@ -14,16 +14,19 @@ export interface TargetPolicy {
 export type Verdict = { allowed: true } | { allowed: false; reason: string };
 
 const ALLOWED: Verdict = { allowed: true };
-const refuse = (reason: string): Verdict => ({ allowed: false, reason });
+const refuse = (reason: string): { allowed: false; reason: string } => ({ allowed: false, reason });
 const PRIVATE_FLAG = "(WEBHOOKS_ALLOW_PRIVATE_TARGETS=false)";
 const HTTP_FLAG = "(WEBHOOKS_ALLOW_HTTP=false)";
+
+/** A target URL checked on its own, split into what the HTTP client needs when it is allowed. */
+export type CheckedTarget = { allowed: true; origin: string; path: string } | { allowed: false; reason: string };
 
 /**
  * The URL alone: scheme, credentials, and an IP-literal host. WHATWG URL parsing normalises every
  * IPv4 spelling (2130706433, 0x7f.1, 0177.0.0.1, 127.1 → 127.0.0.1) and strips `user@`, so the
  * host checked is the host connected to. A host name is checked once resolved (checkResolved).
  */
-export function checkUrl(url: string, policy: TargetPolicy): Verdict {
+export function checkTarget(url: string, policy: TargetPolicy): CheckedTarget {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -38,7 +41,14 @@ export function checkUrl(url: string, policy: TargetPolicy): Verdict {
     return refuse(`plain http:// target; only https:// is delivered to ${HTTP_FLAG}`);
   }
   const host = unbracket(parsed.hostname);
-  return isIP(host) ? checkResolved(host, parsed.protocol, [host], policy) : ALLOWED;
+  const verdict = isIP(host) ? checkResolved(host, parsed.protocol, [host], policy) : ALLOWED;
+  return verdict.allowed ? { allowed: true, origin: parsed.origin, path: parsed.pathname + parsed.search } : verdict;
+}
+
+/** checkTarget's verdict alone. */
+export function checkUrl(url: string, policy: TargetPolicy): Verdict {
+  const target = checkTarget(url, policy);
+  return target.allowed ? ALLOWED : target;
 }
 
 /**
