@@ -15,6 +15,7 @@ import { createPool } from "../src/db/pool.js";
 import { migrate } from "../src/db/migrate.js";
 import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import { packageRoot } from "../src/package-info.js";
+import * as processCpu from "./process-cpu.js";
 
 const logger = createLogger("warn");
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -73,7 +74,9 @@ async function startDaemon(url: string, port: number): Promise<ChildProcess> {
   const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
   const child = spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
     env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: "warn",
-      WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", WEBHOOKS_ALLOW_HTTP: "true", WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY ?? "64" },
+      WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", WEBHOOKS_ALLOW_HTTP: "true",
+      // The daemon's default concurrency unless BENCH_CONCURRENCY says otherwise.
+      ...(process.env.BENCH_CONCURRENCY ? { WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY } : {}) },
     stdio: ["ignore", "ignore", "inherit"],
   });
   for (let i = 0; i < 600; i++) {
@@ -107,6 +110,9 @@ async function main() {
   const url = inDatabase(srv.url, "pgw_bench");
   const pool = createPool(url, { max: 4 });
   await migrate(pool, logger);
+  // The server's backends are the postmaster's children; found through one of ours (same machine only).
+  const { rows: [backend] } = await pool.query<{ pid: number }>("select pg_backend_pid() as pid");
+  const postmaster = processCpu.available() ? processCpu.postmasterOf(backend!.pid) : undefined;
   const work = await mkdtemp(path.join(os.tmpdir(), "pgw-bench-work-"));
   const receiver = await startReceiver(path.join(work, "received.txt"));
   const daemonPort = 18787;
@@ -132,6 +138,7 @@ async function main() {
 
   // 2. Drain: a backlog of captured events delivered with every attempt logged.
   const drainRates: number[] = [];
+  const drainCpu: { daemon: number; receiver: number; postgres: number }[] = [];
   for (let run = 0; run < (!ONLY || ONLY === "drain" ? RUNS : 0); run++) {
     if (run > 0 || backlog < DRAIN_EVENTS) {
       await pool.query("truncate webhooks.outbox");
@@ -141,6 +148,8 @@ async function main() {
     await pool.query("truncate webhooks.webhook_logs restart identity; truncate webhooks.deliveries; truncate webhooks.events;");
     const daemon = await startDaemon(url, daemonPort);
     const started = performance.now(); // from healthy: fan-out begins only then
+    const pids = { daemon: daemon.pid!, receiver: receiver.child.pid!, postmaster: postmaster ?? -1 };
+    const cpuBefore = postmaster ? processCpu.snapshot(pids) : undefined;
     // Progress by the log's identity (an index probe): counting rows every few ms would load the server under test.
     for (;;) {
       const { rows } = await pool.query("select coalesce(max(id), 0)::int as n from webhooks.webhook_logs");
@@ -148,6 +157,7 @@ async function main() {
       await delay(100);
     }
     drainRates.push(events / ((performance.now() - started) / 1000));
+    if (cpuBefore) drainCpu.push(processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), events));
     const { rows: [check] } = await pool.query("select count(*) filter (where success)::int as ok, count(*)::int as n from webhooks.webhook_logs");
     if (check.ok !== events || check.n !== events) throw new Error(`drain: expected ${events} successful attempts, got ${check.ok} of ${check.n}`);
     await stopDaemon(daemon);
@@ -208,7 +218,8 @@ async function main() {
 | capture: contacts with capture, 4 writers (tps) | ${captureTps.map(fmt).join(", ")} | ${fmt(median(captureTps))} | |
 | capture overhead (plain / captured) | | **${ratio.toFixed(2)}×** | ≤ 2.0× |
 | drain, ${DRAIN_EVENTS} deliveries, all logged (deliveries/s) | ${drainRates.map(fmt).join(", ")} | **${fmt(median(drainRates))}** | ≥ 5,000/s |
-| latency p50 at ${LATENCY_RATE} events/s (ms) | ${p50s.map(fmt).join(", ")} | ${fmt(median(p50s))} | |
+${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs) | ${drainCpu.map((c) => `${c.daemon.toFixed(0)} / ${c.postgres.toFixed(0)} / ${c.receiver.toFixed(0)}`).join(", ")} | ${(["daemon", "postgres", "receiver"] as const).map((side) => median(drainCpu.map((c) => c[side])).toFixed(0)).join(" / ")} | |
+` : ""}| latency p50 at ${LATENCY_RATE} events/s (ms) | ${p50s.map(fmt).join(", ")} | ${fmt(median(p50s))} | |
 | latency p99 at ${LATENCY_RATE} events/s (ms) | ${p99s.map(fmt).join(", ")} | **${fmt(median(p99s))}** | ≤ 50 ms |
 | latency max (ms) | ${maxes.map(fmt).join(", ")} | ${fmt(median(maxes))} | |
 `);
