@@ -65,7 +65,6 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
       attempt,
       url: delivery.url,
       request_headers: headers,
-      request_body: delivery.body,
       response_status: result.status,
       response_headers: result.headers,
       response_body: result.body,

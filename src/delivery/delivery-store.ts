@@ -63,7 +63,6 @@ export interface AttemptLog {
   attempt: number;
   url: string;
   request_headers: Record<string, string>;
-  request_body: string;
   response_status: number | null;
   response_headers: Record<string, string> | null;
   response_body: string | null;
@@ -111,8 +110,11 @@ export class DeliveryStore {
     options: DeliveryStoreOptions = {},
   ) {
     this.disableAfterFailingHours = options.disableAfterFailingHours ?? DEFAULT_DISABLE_AFTER_FAILING_HOURS;
-    this.loader = new Batcher((ids) => this.loadMany(ids), { maxBatch: 500, maxInFlight: 2 });
-    this.recorder = new Batcher((records) => this.recordMany(records), { maxBatch: 500, maxInFlight: 2 });
+    // One statement in flight each: what arrives meanwhile rides in the next, larger one. Fewer,
+    // larger statements cost less per delivery on both sides (bench: 2 in flight → 1 cut the
+    // daemon's CPU per delivery by about a tenth at the same concurrency).
+    this.loader = new Batcher((ids) => this.loadMany(ids), { maxBatch: 500, maxInFlight: 1 });
+    this.recorder = new Batcher((records) => this.recordMany(records), { maxBatch: 500, maxInFlight: 1 });
   }
 
   load(deliveryId: string): Promise<DeliveryContext | undefined> {
@@ -165,11 +167,19 @@ export class DeliveryStore {
          select * from unnest($1::uuid[], $2::text[], $3::int[], $4::timestamptz[], $5::text[], $6::int[])
            as r(delivery_id, state, attempt, retry_at, last_error, last_status)
        ), log as (
+         -- request_body is the event's stored body: the bytes that were signed and sent, read here
+         -- instead of travelling back from the daemon with every attempt.
          insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt,
                 url, request_headers, request_body, response_status, response_headers, response_body, error,
                 duration_ms, success)
-         select * from unnest($7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::int[], $13::text[],
-                $14::jsonb[], $15::text[], $16::int[], $17::jsonb[], $18::text[], $19::text[], $20::int[], $21::boolean[])
+         select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt, l.url,
+                l.request_headers, e.body, l.response_status, l.response_headers, l.response_body, l.error,
+                l.duration_ms, l.success
+           from unnest($7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::int[], $13::text[],
+                $14::jsonb[], $15::int[], $16::jsonb[], $17::text[], $18::text[], $19::int[], $20::boolean[])
+             as l(organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers,
+                  response_status, response_headers, response_body, error, duration_ms, success)
+           left join webhooks.events e on e.id = l.event_id
        ), delivery as (
          update webhooks.deliveries d
             set state = input.state,
@@ -184,16 +194,16 @@ export class DeliveryStore {
        ), health as (
          select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
                 min(h.url) filter (where h.endpoint = 'gone') as gone_url
-           from unnest($25::uuid[], $26::text[], $27::text[]) as h(webhook_id, endpoint, url)
+           from unnest($24::uuid[], $25::text[], $26::text[]) as h(webhook_id, endpoint, url)
           group by h.webhook_id
        ), changing as (
          select c.id, h.up, h.gone, h.gone_url,
-                not h.up and coalesce(c.failing_since < now() - $28::float8 * interval '1 hour', false) as failed_too_long
+                not h.up and coalesce(c.failing_since < now() - $27::float8 * interval '1 hour', false) as failed_too_long
            from webhooks.webhook_configurations c
            join health h on h.webhook_id = c.id
           where (h.up and c.failing_since is not null)
              or (c.is_active and (h.gone or (not h.up and (c.failing_since is null
-                                                           or c.failing_since < now() - $28::float8 * interval '1 hour'))))
+                                                           or c.failing_since < now() - $27::float8 * interval '1 hour'))))
           order by c.id
             for update of c
        ), endpoint as (
@@ -205,16 +215,16 @@ export class DeliveryStore {
                     format('HTTP 410 Gone from %s at %s', ch.gone_url, to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
                   when c.is_active and ch.failed_too_long then
                     format('failing continuously since %s (longer than %s hours) at %s; disabled at %s',
-                           to_char(c.failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), $28::float8, c.url,
+                           to_char(c.failing_since at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), $27::float8, c.url,
                            to_char(now() at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
                   else c.disabled_reason end
            from changing ch
           where c.id = ch.id
        )
-       select case when cardinality($22::uuid[]) > 0 then (
+       select case when cardinality($21::uuid[]) > 0 then (
          select count(*) from graphile_worker.add_jobs(array(
-           select row($24, json_build_object('deliveryId', id), null, run_at, null, null, null, null)::graphile_worker.job_spec
-             from unnest($22::uuid[], $23::timestamptz[]) as retry(id, run_at)))) end`,
+           select row($23, json_build_object('deliveryId', id), null, run_at, null, null, null, null)::graphile_worker.job_spec
+             from unnest($21::uuid[], $22::timestamptz[]) as retry(id, run_at)))) end`,
       values: [
         records.map((r) => r.deliveryId),
         records.map((r) => r.state),
@@ -230,7 +240,6 @@ export class DeliveryStore {
         column("attempt"),
         column("url"),
         logs.map((log) => JSON.stringify(log.request_headers)),
-        column("request_body"),
         column("response_status"),
         logs.map((log) => (log.response_headers === null ? null : JSON.stringify(log.response_headers))),
         column("response_body"),
