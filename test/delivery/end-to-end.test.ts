@@ -1,37 +1,21 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization, createWebhook, logs } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
-
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const h = useHarness({ receiver: true, daemon: true });
 
 test("a contact insert reaches the endpoint as a signed POST and is logged", async () => {
-  const org = await createOrganization(db.pool);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"] });
-  const { rows } = await db.pool.query<{ id: string }>(
+  const org = await createOrganization(h.db.pool);
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: h.receiver.url, events: ["contact.created"] });
+  const { rows } = await h.db.pool.query<{ id: string }>(
     "insert into contacts (organization_id, first_name, email) values ($1, 'Ada', 'ada@example.com') returning id",
     [org],
   );
 
-  const request = await waitFor("the POST", () => receiver.requests[0]);
+  const request = await waitFor("the POST", () => h.receiver.requests[0]);
   assert.equal(request.method, "POST");
   assert.equal(request.headers["content-type"], "application/json");
   assert.match(String(request.headers["user-agent"]), /^pg-webhooks\/\d+\.\d+\.\d+$/);
@@ -51,7 +35,7 @@ test("a contact insert reaches the endpoint as a signed POST and is logged", asy
   assert.equal("changes" in verified, false);
   assert.deepEqual(Object.keys(verified), ["id", "event", "timestamp", "organization_id", "data"]);
 
-  const [log] = await waitFor("the log row", async () => ((await logs(db.pool)).length ? logs(db.pool) : undefined));
+  const [log] = await waitFor("the log row", async () => ((await logs(h.db.pool)).length ? logs(h.db.pool) : undefined));
   assert.equal(log!.success, true);
   assert.equal(log!.attempt, 1);
   assert.equal(log!.response_status, 200);
@@ -61,6 +45,6 @@ test("a contact insert reaches the endpoint as a signed POST and is logged", asy
   assert.equal(log!.delivery_id, request.headers["x-webhook-delivery-id"]);
   assert.equal(log!.request_headers["webhook-signature"], request.headers["webhook-signature"]);
   assert.equal(JSON.stringify(log!.request_headers).includes(hook.secret), false, "no secret in the log");
-  const { rows: deliveries } = await db.pool.query("select state, attempts from webhooks.deliveries");
+  const { rows: deliveries } = await h.db.pool.query("select state, attempts from webhooks.deliveries");
   assert.deepEqual(deliveries, [{ state: "succeeded", attempts: 1 }]);
 });

@@ -1,34 +1,18 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // SPEC 5: 410 Gone disables an endpoint; so does failing continuously for longer than
 // WEBHOOKS_DISABLE_AFTER_FAILING_HOURS (default 120). The span is not waited out: the tests move
 // failing_since back in time, as if the failures had begun days ago.
 
-let db: TestDatabase;
-let daemon: Daemon;
-const receivers: Receiver[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await db?.drop();
-});
+const h = useHarness({ daemon: true });
 
 async function receiver(status: number): Promise<Receiver> {
-  const started = await startReceiver(() => ({ status, body: `status ${status}` }));
-  receivers.push(started);
-  return started;
+  return h.startReceiver(() => ({ status, body: `status ${status}` }));
 }
 
 interface EndpointRow {
@@ -38,7 +22,7 @@ interface EndpointRow {
 }
 
 async function endpoint(webhookId: string): Promise<EndpointRow> {
-  const { rows } = await db.pool.query<EndpointRow>(
+  const { rows } = await h.db.pool.query<EndpointRow>(
     "select is_active, disabled_reason, failing_since from webhooks.webhook_configurations where id = $1",
     [webhookId],
   );
@@ -46,7 +30,7 @@ async function endpoint(webhookId: string): Promise<EndpointRow> {
 }
 
 async function insertContact(org: string): Promise<string> {
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     "insert into contacts (organization_id, first_name) values ($1, 'Ada') returning id",
     [org],
   );
@@ -56,7 +40,7 @@ async function insertContact(org: string): Promise<string> {
 /** Waits until the webhook's deliveries number `count` and none is pending or awaiting a retry. */
 async function settledDeliveries(webhookId: string, count: number) {
   return waitFor(`${count} settled deliveries`, async () => {
-    const { rows } = await db.pool.query<{ id: string; state: string; attempts: number; last_error: string | null; event_id: string }>(
+    const { rows } = await h.db.pool.query<{ id: string; state: string; attempts: number; last_error: string | null; event_id: string }>(
       "select id, state, attempts, last_error, event_id from webhooks.deliveries where webhook_id = $1 order by created_at, id",
       [webhookId],
     );
@@ -65,15 +49,15 @@ async function settledDeliveries(webhookId: string, count: number) {
 }
 
 test("410 Gone disables the endpoint with a reason, ends the delivery without retries, and skips its other pending deliveries", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const target = await receiver(500);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 5, retry_base_seconds: 2 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 5, retry_base_seconds: 2 });
 
   // The first event fails and is scheduled for a retry about a second later ...
   await insertContact(org);
   await waitFor("the first attempt", () => target.requests.length === 1);
   await waitFor("the retry to be scheduled", async () =>
-    (await db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1 and state = 'failed'", [hook.id])).rowCount);
+    (await h.db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1 and state = 'failed'", [hook.id])).rowCount);
   // ... meanwhile the endpoint answers 410 to a second event.
   target.respond(() => ({ status: 410, body: "gone" }));
   await insertContact(org);
@@ -96,7 +80,7 @@ test("410 Gone disables the endpoint with a reason, ends the delivery without re
   assert.match(String(row.disabled_reason), /^HTTP 410 Gone from http:\/\/127\.0\.0\.1:\d+\/hook at \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
   assert.ok(row.disabled_reason!.includes(target.url), "the reason names the URL");
 
-  const { rows: logs } = await db.pool.query<{ attempt: number; response_status: number; success: boolean }>(
+  const { rows: logs } = await h.db.pool.query<{ attempt: number; response_status: number; success: boolean }>(
     "select attempt, response_status, success from webhooks.webhook_logs where webhook_id = $1 order by id",
     [hook.id],
   );
@@ -107,8 +91,8 @@ test("410 Gone disables the endpoint with a reason, ends the delivery without re
 
   // A disabled endpoint gets no new deliveries, and its dead ones cannot be replayed until re-activated.
   await insertContact(org);
-  await waitFor("the outbox to drain", async () => (await db.pool.query("select 1 from webhooks.outbox")).rowCount === 0);
-  await assert.rejects(db.pool.query("select webhooks.replay($1)", [second!.id]), (error: Error & { code?: string }) => {
+  await waitFor("the outbox to drain", async () => (await h.db.pool.query("select 1 from webhooks.outbox")).rowCount === 0);
+  await assert.rejects(h.db.pool.query("select webhooks.replay($1)", [second!.id]), (error: Error & { code?: string }) => {
     assert.equal(error.code, "55000");
     assert.match(error.message, /webhook .* is inactive \(HTTP 410 Gone from /);
     return true;
@@ -118,9 +102,9 @@ test("410 Gone disables the endpoint with a reason, ends the delivery without re
 });
 
 test("an endpoint failing for longer than the span is disabled on its next failure; within the span it stays active", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const target = await receiver(503);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 0 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 0 });
   assert.equal((await endpoint(hook.id)).failing_since, null, "a new endpoint is not failing");
 
   await insertContact(org);
@@ -130,7 +114,7 @@ test("an endpoint failing for longer than the span is disabled on its next failu
   assert.ok(afterFirstFailure.failing_since instanceof Date, "the first failure starts the clock");
 
   // The failures began 119 hours ago: still within the default 120.
-  await db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '119 hours' where id = $1", [hook.id]);
+  await h.db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '119 hours' where id = $1", [hook.id]);
   const since = (await endpoint(hook.id)).failing_since;
   await insertContact(org);
   await settledDeliveries(hook.id, 2);
@@ -139,7 +123,7 @@ test("an endpoint failing for longer than the span is disabled on its next failu
   assert.deepEqual(withinSpan.failing_since, since, "further failures keep the start of the run");
 
   // 121 hours ago: the next failure disables it.
-  await db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '121 hours' where id = $1", [hook.id]);
+  await h.db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '121 hours' where id = $1", [hook.id]);
   await insertContact(org);
   await settledDeliveries(hook.id, 3);
   const disabled = await endpoint(hook.id);
@@ -151,7 +135,7 @@ test("an endpoint failing for longer than the span is disabled on its next failu
   assert.equal(target.requests.length, 3);
 
   // Re-activating clears the reason and the failure clock: one more failure does not disable it again.
-  await db.pool.query("update webhooks.webhook_configurations set is_active = true where id = $1", [hook.id]);
+  await h.db.pool.query("update webhooks.webhook_configurations set is_active = true where id = $1", [hook.id]);
   assert.deepEqual(await endpoint(hook.id), { is_active: true, disabled_reason: null, failing_since: null });
   await insertContact(org);
   await settledDeliveries(hook.id, 4);
@@ -160,11 +144,11 @@ test("an endpoint failing for longer than the span is disabled on its next failu
 });
 
 test("a success resets the failure clock, so an endpoint that recovers is not disabled", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const target = await receiver(200);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 0 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 0 });
   // As if it had been failing for 200 hours.
-  await db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '200 hours' where id = $1", [hook.id]);
+  await h.db.pool.query("update webhooks.webhook_configurations set failing_since = now() - interval '200 hours' where id = $1", [hook.id]);
 
   await insertContact(org);
   const [delivered] = await settledDeliveries(hook.id, 1);
@@ -177,7 +161,7 @@ test("a success resets the failure clock, so an endpoint that recovers is not di
   await settledDeliveries(hook.id, 2);
   const row = await endpoint(hook.id);
   assert.equal(row.is_active, true);
-  const { rows } = await db.pool.query<{ recent: boolean }>(
+  const { rows } = await h.db.pool.query<{ recent: boolean }>(
     "select failing_since > now() - interval '1 minute' as recent from webhooks.webhook_configurations where id = $1",
     [hook.id],
   );

@@ -1,31 +1,16 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type ReceivedRequest, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // Fan-out decides which endpoints get an event. Fan-out is one transaction (every delivery of an
 // event is created at once), so once the expected deliveries have succeeded, an endpoint without
 // a delivery row will never be called: absence is asserted without sleeping.
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
-
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const h = useHarness({ receiver: true, daemon: true });
 
 interface Endpoint {
   id: string;
@@ -35,13 +20,13 @@ interface Endpoint {
 /** An endpoint on the shared receiver, told apart by its own path. */
 async function endpoint(organizationId: string, values: Record<string, unknown> = {}): Promise<Endpoint> {
   const path = `/hook/${randomUUID()}`;
-  const url = new URL(receiver.url);
+  const url = new URL(h.receiver.url);
   url.pathname = path;
-  const hook = await createWebhook(db.pool, { organizationId, url: url.toString(), ...values });
+  const hook = await createWebhook(h.db.pool, { organizationId, url: url.toString(), ...values });
   return { id: hook.id, path };
 }
 
-const received = (hook: Endpoint): ReceivedRequest[] => receiver.requests.filter((r) => r.path === hook.path);
+const received = (hook: Endpoint): ReceivedRequest[] => h.receiver.requests.filter((r) => r.path === hook.path);
 const eventsReceived = (hook: Endpoint): string[] =>
   received(hook)
     .map((r) => String(r.headers["x-webhook-event"]))
@@ -49,7 +34,7 @@ const eventsReceived = (hook: Endpoint): string[] =>
 
 async function insertContact(organizationId: string, values: Record<string, unknown> = {}): Promise<void> {
   const columns = ["organization_id", ...Object.keys(values)];
-  await db.pool.query(
+  await h.db.pool.query(
     `insert into contacts (${columns.join(", ")}) values (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
     [organizationId, ...Object.values(values)],
   );
@@ -58,7 +43,7 @@ async function insertContact(organizationId: string, values: Record<string, unkn
 /** Webhook ids with a delivery in `organizationId`, once every one of them has succeeded. */
 async function settledDeliveries(organizationId: string, expected: number): Promise<string[]> {
   const rows = await waitFor(`${expected} succeeded deliveries`, async () => {
-    const { rows } = await db.pool.query<{ webhook_id: string; state: string }>(
+    const { rows } = await h.db.pool.query<{ webhook_id: string; state: string }>(
       "select webhook_id, state from webhooks.deliveries where organization_id = $1",
       [organizationId],
     );
@@ -68,8 +53,8 @@ async function settledDeliveries(organizationId: string, expected: number): Prom
 }
 
 test("an endpoint of another organization never receives the event", async () => {
-  const orgA = await createOrganization(db.pool, "A");
-  const orgB = await createOrganization(db.pool, "B");
+  const orgA = await createOrganization(h.db.pool, "A");
+  const orgB = await createOrganization(h.db.pool, "B");
   const hookA = await endpoint(orgA);
   const hookB = await endpoint(orgB);
 
@@ -78,20 +63,20 @@ test("an endpoint of another organization never receives the event", async () =>
   const request = await waitFor("org A's delivery", () => received(hookA)[0]);
   assert.equal(JSON.parse(request.body).organization_id, orgA);
   assert.deepEqual(await settledDeliveries(orgA, 1), [hookA.id]);
-  const { rows } = await db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1", [hookB.id]);
+  const { rows } = await h.db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1", [hookB.id]);
   assert.equal(rows.length, 0, "no delivery was created for org B's endpoint");
   assert.equal(received(hookB).length, 0);
 });
 
 test("an endpoint receives only the event types it subscribes to; {*} receives all", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const contacts = await endpoint(org, { events: ["contact.created"] });
   const deals = await endpoint(org, { events: ["deal.created", "deal.assigned"] });
   const updates = await endpoint(org, { events: ["contact.updated"] });
   const everything = await endpoint(org, { events: ["*"] });
 
   await insertContact(org, { first_name: "Ada" });
-  await db.pool.query("insert into deals (organization_id, title, assigned_to) values ($1, 'Big one', $2)", [org, randomUUID()]);
+  await h.db.pool.query("insert into deals (organization_id, title, assigned_to) values ($1, 'Big one', $2)", [org, randomUUID()]);
 
   // contact.created → 2 endpoints; deal.created and deal.assigned → 2 endpoints each.
   const deliveredTo = await settledDeliveries(org, 6);
@@ -103,7 +88,7 @@ test("an endpoint receives only the event types it subscribes to; {*} receives a
 });
 
 test("an inactive endpoint receives nothing while an active one of the same organization does", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const active = await endpoint(org);
   const inactive = await endpoint(org, { is_active: false });
 
@@ -115,7 +100,7 @@ test("an inactive endpoint receives nothing while an active one of the same orga
 });
 
 test("an endpoint with a filter receives only events whose payload contains the filter", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const paris = await endpoint(org, { filter: { data: { city: "Paris" } } });
   const parisUpdates = await endpoint(org, { filter: { event: "contact.updated", data: { city: "Paris" } } });
   const all = await endpoint(org);
@@ -134,18 +119,18 @@ test("an endpoint with a filter receives only events whose payload contains the 
 });
 
 test("one event to three endpoints makes three deliveries of the same payload, each with its own delivery id", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const hooks = [await endpoint(org), await endpoint(org), await endpoint(org)];
 
   await insertContact(org, { first_name: "Ada" });
 
-  assert.deepEqual(await settledDeliveries(org, 3), hooks.map((h) => h.id).sort());
+  assert.deepEqual(await settledDeliveries(org, 3), hooks.map((hook) => hook.id).sort());
   const requests = hooks.map((hook) => {
     const all = received(hook);
     assert.equal(all.length, 1, "each endpoint is called once");
     return all[0]!;
   });
-  const { rows: deliveries } = await db.pool.query<{ id: string; webhook_id: string; event_id: string }>(
+  const { rows: deliveries } = await h.db.pool.query<{ id: string; webhook_id: string; event_id: string }>(
     "select id, webhook_id, event_id from webhooks.deliveries where organization_id = $1",
     [org],
   );

@@ -1,47 +1,32 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon, testEnvironment } from "../support/daemon.js";
+import { testEnvironment } from "../support/daemon.js";
 import { createOrganization, createWebhook, logs } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // SPEC 5's operational promises: webhooks.send_test reaches one endpoint, and an event over
 // 256 KiB is never sent but logged as a failed attempt with the reason.
 
-let db: TestDatabase;
-let daemon: Daemon;
-const receivers: Receiver[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await db?.drop();
-});
+const h = useHarness({ daemon: true });
 
 async function receiver(): Promise<Receiver> {
-  const started = await startReceiver();
-  receivers.push(started);
-  return started;
+  return h.startReceiver();
 }
 
 /** Long enough for a few sweeps (and their deliveries) to have run. */
 const sweepGraceMs = 3 * Number(testEnvironment.WEBHOOKS_SWEEP_INTERVAL_MS) + 400;
 
 test("send_test reaches only the endpoint it names, even when another endpoint subscribes to everything", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const tested = await receiver();
   const other = await receiver();
-  const hook = await createWebhook(db.pool, { organizationId: org, url: tested.url, events: ["contact.created"] });
-  const everything = await createWebhook(db.pool, { organizationId: org, url: other.url, events: ["*"] });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: tested.url, events: ["contact.created"] });
+  const everything = await createWebhook(h.db.pool, { organizationId: org, url: other.url, events: ["*"] });
 
-  await db.pool.query("select webhooks.send_test($1)", [hook.id]);
+  await h.db.pool.query("select webhooks.send_test($1)", [hook.id]);
   const request = await waitFor("the test POST", () => tested.requests[0]);
   assert.equal(request.headers["x-webhook-event"], "webhook.test");
   const payload = JSON.parse(request.body) as { event: string; organization_id: string; data: { webhook_id: string } };
@@ -52,23 +37,23 @@ test("send_test reaches only the endpoint it names, even when another endpoint s
   await delay(sweepGraceMs);
   assert.equal(other.requests.length, 0, "the {*} endpoint received nothing");
   assert.equal(tested.requests.length, 1, "the tested endpoint received the test once");
-  const { rows } = await db.pool.query("select webhook_id from webhooks.deliveries");
+  const { rows } = await h.db.pool.query("select webhook_id from webhooks.deliveries");
   assert.deepEqual(rows, [{ webhook_id: hook.id }], "one delivery, to the tested endpoint");
   assert.equal(rows.some((row: { webhook_id: string }) => row.webhook_id === everything.id), false);
 });
 
 test("an event whose body exceeds 256 KiB is not sent: the delivery is dead after one failed attempt logged with the reason", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const target = await receiver();
-  const hook = await createWebhook(db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 5 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 5 });
   const customFields = { notes: "x".repeat(300 * 1024) };
-  await db.pool.query("insert into contacts (organization_id, first_name, custom_fields) values ($1, 'Big', $2)", [
+  await h.db.pool.query("insert into contacts (organization_id, first_name, custom_fields) values ($1, 'Big', $2)", [
     org,
     JSON.stringify(customFields),
   ]);
 
   const delivery = await waitFor("the delivery to be dead", async () => {
-    const { rows } = await db.pool.query<{ id: string; attempts: number; last_error: string }>(
+    const { rows } = await h.db.pool.query<{ id: string; attempts: number; last_error: string }>(
       "select id, attempts, last_error from webhooks.deliveries where webhook_id = $1 and state = 'dead'",
       [hook.id],
     );
@@ -77,7 +62,7 @@ test("an event whose body exceeds 256 KiB is not sent: the delivery is dead afte
   assert.equal(delivery.attempts, 1, "no retry: retrying cannot shrink the event");
   assert.match(delivery.last_error, /256 KiB/);
 
-  const attempts = (await logs(db.pool)).filter((log) => log.webhook_id === hook.id);
+  const attempts = (await logs(h.db.pool)).filter((log) => log.webhook_id === hook.id);
   assert.equal(attempts.length, 1);
   const [log] = attempts;
   assert.equal(log!.success, false);

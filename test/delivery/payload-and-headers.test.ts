@@ -1,47 +1,32 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
+import { test } from "node:test";
 import { packageRoot } from "../../src/package-info.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization, createWebhook, type LogRow } from "../support/fixtures.js";
-import { startReceiver, type ReceivedRequest, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // What an endpoint receives (SPEC 4 payload, SPEC 5 headers) and that the log keeps the same bytes.
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
-
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const h = useHarness({ receiver: true, daemon: true });
 
 const packageVersion = (JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
 
 /** A fresh organization with one endpoint, so each test reads only its own requests. */
 async function organizationWithEndpoint(values: Record<string, unknown> = {}) {
-  const org = await createOrganization(db.pool);
-  const url = new URL(receiver.url);
+  const org = await createOrganization(h.db.pool);
+  const url = new URL(h.receiver.url);
   url.pathname = `/hook/${org}`;
-  const hook = await createWebhook(db.pool, { organizationId: org, url: url.toString(), ...values });
-  const requests = (): ReceivedRequest[] => receiver.requests.filter((r) => r.path === url.pathname);
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: url.toString(), ...values });
+  const requests = (): ReceivedRequest[] => h.receiver.requests.filter((r) => r.path === url.pathname);
   return { org, hook, requests };
 }
 
 async function insertContact(org: string, values: Record<string, unknown>): Promise<string> {
   const columns = ["organization_id", ...Object.keys(values)];
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into contacts (${columns.join(", ")}) values (${columns.map((_, i) => `$${i + 1}`).join(", ")}) returning id`,
     [org, ...Object.values(values)],
   );
@@ -50,7 +35,7 @@ async function insertContact(org: string, values: Record<string, unknown>): Prom
 
 async function logFor(deliveryId: string): Promise<LogRow> {
   return waitFor("the attempt's log row", async () => {
-    const { rows } = await db.pool.query<LogRow>("select * from webhooks.webhook_logs where delivery_id = $1", [deliveryId]);
+    const { rows } = await h.db.pool.query<LogRow>("select * from webhooks.webhook_logs where delivery_id = $1", [deliveryId]);
     return rows[0];
   });
 }
@@ -61,7 +46,7 @@ test("every request carries the SPEC 5 headers: content type, user agent, event,
 
   const request = await waitFor("the POST", () => requests()[0]);
   const nowSeconds = Date.now() / 1000;
-  const { rows } = await db.pool.query<{ id: string; event_id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string; event_id: string }>(
     "select id, event_id from webhooks.deliveries where webhook_id = $1",
     [hook.id],
   );
@@ -99,7 +84,7 @@ test("the configuration's static headers are sent with every request and logged"
 test("an update's payload has the row after the change and {column: {old, new}} for each changed column", async () => {
   const { org, requests } = await organizationWithEndpoint({ events: ["contact.updated"] });
   const id = await insertContact(org, { first_name: "Ada", city: "Lyon", email: "ada@old.example", phone: "+33 1" });
-  await db.pool.query("update contacts set city = 'Paris', email = 'ada@new.example' where id = $1", [id]);
+  await h.db.pool.query("update contacts set city = 'Paris', email = 'ada@new.example' where id = $1", [id]);
 
   const request = await waitFor("the contact.updated POST", () => requests()[0]);
   assert.equal(request.headers["x-webhook-event"], "contact.updated");
@@ -140,7 +125,7 @@ test("the body received is byte for byte the logged request_body and the event's
 
   const request = await waitFor("the POST", () => requests()[0]);
   const log = await logFor(String(request.headers["x-webhook-delivery-id"]));
-  const { rows } = await db.pool.query<{ body: string }>("select body from webhooks.events where id = $1", [log.event_id]);
+  const { rows } = await h.db.pool.query<{ body: string }>("select body from webhooks.events where id = $1", [log.event_id]);
 
   const sent = Buffer.from(request.body, "utf8");
   assert.equal(Number(request.headers["content-length"]), sent.length, "the receiver got every byte");

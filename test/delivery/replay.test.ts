@@ -1,41 +1,25 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { promisify } from "node:util";
-import type { Daemon } from "../../src/daemon.js";
 import { packageRoot } from "../../src/package-info.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // SPEC 5: dead deliveries are a view (webhooks.dead_deliveries) and replayable with
 // webhooks.replay(delivery_id) and webhooks.replay_dead(webhook_id), or the CLI wrappers.
 
-let db: TestDatabase;
-let daemon: Daemon;
-const receivers: Receiver[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await db?.drop();
-});
+const h = useHarness({ daemon: true });
 
 async function receiver(status: number): Promise<Receiver> {
-  const started = await startReceiver(() => ({ status }));
-  receivers.push(started);
-  return started;
+  return h.startReceiver(() => ({ status }));
 }
 
 async function insertContact(org: string): Promise<void> {
-  await db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
+  await h.db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
 }
 
 interface DeliveryRow {
@@ -47,7 +31,7 @@ interface DeliveryRow {
 /** The webhook's deliveries once there are `count` and all are succeeded or dead. */
 async function settled(webhookId: string, count: number): Promise<DeliveryRow[]> {
   return waitFor(`${count} settled deliveries`, async () => {
-    const { rows } = await db.pool.query<DeliveryRow>(
+    const { rows } = await h.db.pool.query<DeliveryRow>(
       "select id, state, attempts from webhooks.deliveries where webhook_id = $1 order by created_at, id",
       [webhookId],
     );
@@ -56,7 +40,7 @@ async function settled(webhookId: string, count: number): Promise<DeliveryRow[]>
 }
 
 async function attemptsLogged(deliveryId: string): Promise<{ attempt: number; success: boolean }[]> {
-  const { rows } = await db.pool.query<{ attempt: number; success: boolean }>(
+  const { rows } = await h.db.pool.query<{ attempt: number; success: boolean }>(
     "select attempt, success from webhooks.webhook_logs where delivery_id = $1 order by id",
     [deliveryId],
   );
@@ -66,20 +50,20 @@ async function attemptsLogged(deliveryId: string): Promise<{ attempt: number; su
 const execFileAsync = promisify(execFile);
 async function cli(...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url, LOG_LEVEL: "error" },
+    env: { PATH: process.env.PATH, DATABASE_URL: h.db.url, LOG_LEVEL: "error" },
   });
   return stdout;
 }
 
 test("a replayed dead delivery gets fresh retries, continues its attempt numbers, and succeeds once the receiver recovers", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const target = await receiver(500);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 1 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: target.url, events: ["contact.created"], max_retries: 1 });
   await insertContact(org);
   const [dead] = await settled(hook.id, 1);
   assert.deepEqual({ state: dead!.state, attempts: dead!.attempts }, { state: "dead", attempts: 2 });
 
-  const { rows: listed } = await db.pool.query(
+  const { rows: listed } = await h.db.pool.query(
     `select delivery_id, webhook_id, webhook_name, url, event_type, attempts, last_status, last_error
        from webhooks.dead_deliveries where organization_id = $1`,
     [org],
@@ -90,7 +74,7 @@ test("a replayed dead delivery gets fresh retries, continues its attempt numbers
   }]);
 
   // Still failing: the replay has max_retries (1) retries of its own, attempts 3 and 4.
-  await db.pool.query("select webhooks.replay($1)", [dead!.id]);
+  await h.db.pool.query("select webhooks.replay($1)", [dead!.id]);
   await waitFor("the replay to fail twice", async () => (await attemptsLogged(dead!.id)).length === 4);
   await settled(hook.id, 1);
 
@@ -111,15 +95,15 @@ test("a replayed dead delivery gets fresh retries, continues its attempt numbers
   ]);
   assert.equal(target.requests.length, 5);
   assert.ok(target.requests.every((request) => request.body === target.requests[0]!.body), "the same event each time");
-  assert.equal((await db.pool.query("select 1 from webhooks.dead_deliveries where organization_id = $1", [org])).rowCount, 0);
+  assert.equal((await h.db.pool.query("select 1 from webhooks.dead_deliveries where organization_id = $1", [org])).rowCount, 0);
 });
 
 test("replay_dead re-queues every dead delivery of one webhook and nothing else", async () => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const mine = await receiver(200);
   const other = await receiver(500);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: mine.url, events: ["contact.created"], max_retries: 0 });
-  const otherHook = await createWebhook(db.pool, { organizationId: org, url: other.url, events: ["contact.created"], max_retries: 0 });
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: mine.url, events: ["contact.created"], max_retries: 0 });
+  const otherHook = await createWebhook(h.db.pool, { organizationId: org, url: other.url, events: ["contact.created"], max_retries: 0 });
 
   await insertContact(org); // succeeds at `mine`, dies at `other`
   await settled(hook.id, 1);
@@ -138,18 +122,18 @@ test("replay_dead re-queues every dead delivery of one webhook and nothing else"
   await waitFor("both dead deliveries to succeed", async () =>
     (await settled(hook.id, 3)).every((row) => row.state === "succeeded"));
   assert.equal(mine.requests.length, 5, "the two dead deliveries only, not the one that had succeeded");
-  const { rows: others } = await db.pool.query<{ state: string }>(
+  const { rows: others } = await h.db.pool.query<{ state: string }>(
     "select state from webhooks.deliveries where webhook_id = $1", [otherHook.id]);
   assert.deepEqual(others.map((row) => row.state), ["dead", "dead", "dead"], "the other webhook's dead deliveries stay dead");
   assert.equal(other.requests.length, 3);
 
-  const { rows } = await db.pool.query<{ queued: number }>("select webhooks.replay_dead($1) as queued", [hook.id]);
+  const { rows } = await h.db.pool.query<{ queued: number }>("select webhooks.replay_dead($1) as queued", [hook.id]);
   assert.equal(rows[0]!.queued, 0, "nothing left to replay");
 });
 
 test("replay names a missing delivery; the CLI explains its usage", async () => {
-  await assert.rejects(db.pool.query("select webhooks.replay(gen_random_uuid())"), /webhooks\.replay: no delivery /);
-  await assert.rejects(db.pool.query("select webhooks.replay_dead(gen_random_uuid())"), /webhooks\.replay_dead: no webhook /);
+  await assert.rejects(h.db.pool.query("select webhooks.replay(gen_random_uuid())"), /webhooks\.replay: no delivery /);
+  await assert.rejects(h.db.pool.query("select webhooks.replay_dead(gen_random_uuid())"), /webhooks\.replay_dead: no webhook /);
   await assert.rejects(cli("replay", "--dead"), (error: Error & { code?: number; stderr?: string }) => {
     assert.equal(error.code, 1);
     assert.match(String(error.stderr), /usage: pg-webhooks replay <delivery-id>/);

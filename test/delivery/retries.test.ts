@@ -1,52 +1,40 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
-import { after, before, describe, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { describe, test } from "node:test";
 import { createOrganization, createWebhook, type LogRow } from "../support/fixtures.js";
-import { startReceiver, type ReceivedRequest, type Receiver, type Responder } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { ReceivedRequest, Responder } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // Failed attempts are logged, retried with backoff (retry_base_seconds 1, doubling, ±20 % jitter)
 // and end in `dead`. The tests run concurrently: each has its own organization and receiver path,
 // and most of their time is spent waiting out backoffs.
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
 const responders = new Map<string, Responder>();
-
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver((request) => (responders.get(request.path) ?? (() => ({ status: 200, body: "ok" })))(request));
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
+const h = useHarness({
+  receiver: (request) => (responders.get(request.path) ?? (() => ({ status: 200, body: "ok" })))(request),
+  daemon: true,
 });
 
 function urlFor(path: string): string {
-  const url = new URL(receiver.url);
+  const url = new URL(h.receiver.url);
   url.pathname = path;
   return url.toString();
 }
 
 /** One organization, one endpoint at its own path answered by `responder`, and one contact insert. */
 async function deliverOneEvent(responder: Responder, values: Record<string, unknown>) {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   const path = `/hook/${org}`;
   responders.set(path, responder);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: urlFor(path), events: ["contact.created"], ...values });
-  await db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
-  const requests = (): ReceivedRequest[] => receiver.requests.filter((r) => r.path === path);
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: urlFor(path), events: ["contact.created"], ...values });
+  await h.db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
+  const requests = (): ReceivedRequest[] => h.receiver.requests.filter((r) => r.path === path);
   return { org, hook, path, requests };
 }
 
 async function deliveryOf(webhookId: string) {
-  const { rows } = await db.pool.query<{ id: string; state: string; attempts: number; next_attempt_at: Date | null; last_error: string | null }>(
+  const { rows } = await h.db.pool.query<{ id: string; state: string; attempts: number; next_attempt_at: Date | null; last_error: string | null }>(
     "select id, state, attempts, next_attempt_at, last_error from webhooks.deliveries where webhook_id = $1",
     [webhookId],
   );
@@ -54,7 +42,7 @@ async function deliveryOf(webhookId: string) {
 }
 
 async function logsOf(webhookId: string): Promise<LogRow[]> {
-  const { rows } = await db.pool.query<LogRow>("select * from webhooks.webhook_logs where webhook_id = $1 order by attempt", [webhookId]);
+  const { rows } = await h.db.pool.query<LogRow>("select * from webhooks.webhook_logs where webhook_id = $1 order by attempt", [webhookId]);
   return rows;
 }
 
@@ -116,7 +104,7 @@ describe("retries", { concurrency: true }, () => {
       [[1, false], [2, false], [3, false]],
     );
     await waitFor("no job left for the dead delivery", async () => {
-      const { rows } = await db.pool.query("select 1 from graphile_worker._private_jobs where payload->>'deliveryId' = $1", [delivery.id]);
+      const { rows } = await h.db.pool.query("select 1 from graphile_worker._private_jobs where payload->>'deliveryId' = $1", [delivery.id]);
       return rows.length === 0;
     });
     // A 4th attempt would come 4 s (±20 %) after the 3rd: wait past that and check none arrived.
@@ -137,7 +125,7 @@ describe("retries", { concurrency: true }, () => {
     assert.equal(row!.success, false);
     assert.equal(row!.response_status, 302);
     assert.ok(String(row!.error).includes(urlFor(elsewhere)), `error names the Location: ${row!.error}`);
-    assert.equal(receiver.requests.filter((r) => r.path === elsewhere).length, 0, "the Location target received nothing");
+    assert.equal(h.receiver.requests.filter((r) => r.path === elsewhere).length, 0, "the Location target received nothing");
   });
 
   test("a response body over 16 KiB is stored as its first 16384 bytes", async () => {
@@ -154,7 +142,7 @@ describe("retries", { concurrency: true }, () => {
     const { hook } = await deliverOneEvent(() => ({ status: 200, body }), {});
 
     await finished(hook.id, "succeeded");
-    const { rows } = await db.pool.query<{ response_body: string; bytes: number }>(
+    const { rows } = await h.db.pool.query<{ response_body: string; bytes: number }>(
       "select response_body, octet_length(response_body) as bytes from webhooks.webhook_logs where webhook_id = $1",
       [hook.id],
     );

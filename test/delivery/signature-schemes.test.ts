@@ -1,41 +1,26 @@
 import assert from "node:assert/strict";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { Webhook as StandardWebhook } from "standardwebhooks";
 import { Webhook as SvixWebhook } from "svix";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type ReceivedRequest, type Receiver, type Responder } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { ReceivedRequest, Responder } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // Each scheme end to end: the daemon signs, a real receiver gets the request, and a verifier
 // written here from SPEC 5's table alone (node:crypto, not src/delivery/sign.ts) accepts it as received.
 
-let db: TestDatabase;
-let daemon: Daemon;
-const receivers: Receiver[] = [];
-
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await db?.drop();
-});
+const h = useHarness({ daemon: true });
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** One endpoint with `config` in a fresh organization; a contact insert (non-ASCII on purpose) sends it an event. */
 async function deliver(config: Record<string, unknown>, responder?: Responder, count = 1) {
-  const receiver = await startReceiver(responder);
-  receivers.push(receiver);
-  const org = await createOrganization(db.pool);
-  const hook = await createWebhook(db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"], ...config });
-  await db.pool.query("insert into contacts (organization_id, first_name, city) values ($1, 'Zoë', 'Kraków ☕')", [org]);
+  const receiver = await h.startReceiver(responder);
+  const org = await createOrganization(h.db.pool);
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"], ...config });
+  await h.db.pool.query("insert into contacts (organization_id, first_name, city) values ($1, 'Zoë', 'Kraków ☕')", [org]);
   await waitFor(`${count} request(s)`, () => receiver.requests.length >= count);
   return { secret: hook.secret, requests: receiver.requests };
 }
@@ -154,7 +139,7 @@ test("hmac-timestamped: unix-seconds timestamp, a uuid idempotency-key identical
   assert.equal(keys.size, 1, "the same idempotency-key on every attempt of one delivery");
   assert.equal(first!.body, retry!.body, "the retry sends the same bytes");
   await waitFor("the delivery to succeed", async () => {
-    const { rows } = await db.pool.query("select 1 from webhooks.deliveries where id = $1 and state = 'succeeded' and attempts = 2", [[...keys][0]]);
+    const { rows } = await h.db.pool.query("select 1 from webhooks.deliveries where id = $1 and state = 'succeeded' and attempts = 2", [[...keys][0]]);
     return rows.length === 1;
   });
 });

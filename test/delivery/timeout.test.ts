@@ -1,43 +1,27 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization, createWebhook, type LogRow } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
 // timeout_seconds bounds each attempt: a slow endpoint is a failed attempt, given up on in time.
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
-
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver(() => ({ status: 200, body: "too late", delayMs: 3_000 }));
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
-});
+const h = useHarness({ receiver: () => ({ status: 200, body: "too late", delayMs: 3_000 }), daemon: true });
 
 test("an endpoint slower than timeout_seconds fails the attempt after the timeout and is retried", async () => {
-  const org = await createOrganization(db.pool);
-  const hook = await createWebhook(db.pool, {
+  const org = await createOrganization(h.db.pool);
+  const hook = await createWebhook(h.db.pool, {
     organizationId: org,
-    url: receiver.url,
+    url: h.receiver.url,
     events: ["contact.created"],
     timeout_seconds: 1,
     max_retries: 1,
     retry_base_seconds: 1,
   });
-  await db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
+  await h.db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Ada')", [org]);
 
   const rows = await waitFor("two timed-out attempts", async () => {
-    const { rows } = await db.pool.query<LogRow>("select * from webhooks.webhook_logs where webhook_id = $1 order by attempt", [hook.id]);
+    const { rows } = await h.db.pool.query<LogRow>("select * from webhooks.webhook_logs where webhook_id = $1 order by attempt", [hook.id]);
     return rows.length >= 2 ? rows : undefined;
   });
   for (const [i, row] of rows.entries()) {
@@ -47,7 +31,7 @@ test("an endpoint slower than timeout_seconds fails the attempt after the timeou
     assert.match(String(row.error), /time(d)?[ -]?out/i);
     assert.ok(row.duration_ms >= 900 && row.duration_ms < 2_500, `duration_ms ${row.duration_ms} is about the 1 s timeout, not the 3 s answer`);
   }
-  assert.equal(receiver.requests.length, 2, "the retry reached the endpoint");
-  const { rows: deliveries } = await db.pool.query("select state, attempts from webhooks.deliveries where webhook_id = $1", [hook.id]);
+  assert.equal(h.receiver.requests.length, 2, "the retry reached the endpoint");
+  const { rows: deliveries } = await h.db.pool.query("select state, attempts from webhooks.deliveries where webhook_id = $1", [hook.id]);
   assert.deepEqual(deliveries, [{ state: "dead", attempts: 2 }]);
 });
