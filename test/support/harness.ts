@@ -1,4 +1,4 @@
-import { after, before } from "node:test";
+import { after, before as beforeAll } from "node:test";
 import type { Daemon } from "../../src/daemon.js";
 import { LoginRoles, type LoginRole } from "../tenancy/roles.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
@@ -35,6 +35,8 @@ export interface Stage {
   spawnDaemon(env?: Env): Promise<DaemonProcess>;
   /** Runs `stop` at the end, before whatever was started earlier: last in, first out. */
   defer(stop: () => Promise<unknown>): void;
+  /** Registers a `before` hook of the file's own that runs once the harness is set up. */
+  before(setUp: () => Promise<unknown>): void;
 }
 
 /** What `options` add, each under its option's name. */
@@ -59,16 +61,27 @@ export type Harness<O extends HarnessOptions> = Stage &
  * plus what `options` ask for, and stop it all again, last started first. The fields are filled in
  * by `before`: read them inside hooks and tests, never at module level.
  *
- * A file that starts something itself hands its stop to `defer`: `after` hooks run in the order
- * they were registered, so a file's own `after` would only run once the database is gone.
+ * A file's own set-up goes in `h.before` (it runs once the harness is ready); what it starts
+ * there, it hands to `defer`: `after` hooks run in the order they were registered, so a file's
+ * own `after` would only run once the database is gone.
  * (`O & HarnessOptions`, not a bare `O`, so that a responder's parameters are typed.)
  */
 export function useHarness<O extends HarnessOptions = {}>(options: O & HarnessOptions = {} as O): Harness<O> {
   const stops: (() => Promise<unknown>)[] = [];
-  // db and roles are missing until `before` runs, hence the assertion.
+  // Memoized: Node 20 starts top-level `before` hooks as they are registered, without waiting for
+  // the ones registered earlier, so each of the file's own hooks awaits this first.
+  let ready: Promise<void> | undefined;
+  const setUp = () => (ready ??= setUpStage());
+  // db and roles are missing until setUpStage runs, hence the assertion.
   const h = {
     defer(stop) {
       stops.push(stop);
+    },
+    before(fn) {
+      beforeAll(async () => {
+        await setUp();
+        await fn();
+      });
     },
     async startReceiver(responder) {
       const receiver = await startReceiver(responder);
@@ -87,7 +100,13 @@ export function useHarness<O extends HarnessOptions = {}>(options: O & HarnessOp
     },
   } as Stage & Partial<Parts> & { orgA?: string; orgB?: string };
 
-  before(async () => {
+  beforeAll(setUp);
+  after(async () => {
+    for (const stop of stops.reverse()) await stop();
+  });
+  return h as Harness<O>;
+
+  async function setUpStage(): Promise<void> {
     h.db = await createTestDatabase();
     h.roles = new LoginRoles(h.db);
     h.defer(() => h.roles.dropAll());
@@ -103,9 +122,5 @@ export function useHarness<O extends HarnessOptions = {}>(options: O & HarnessOp
       if (as === "dispatcher") h.dispatcher ??= await h.roles.create("webhooks_dispatcher");
       h.daemon = await h.startDaemon(env, as === "dispatcher" ? h.dispatcher!.url : h.db.url);
     }
-  });
-  after(async () => {
-    for (const stop of stops.reverse()) await stop();
-  });
-  return h as Harness<O>;
+  }
 }
