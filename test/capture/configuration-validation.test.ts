@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type { DatabaseError } from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 
-let db: TestDatabase;
+const h = useHarness();
 let org: string;
 
-before(async () => {
-  db = await createTestDatabase();
-  org = await createOrganization(db.pool);
-});
-after(async () => {
-  await db?.drop();
+h.before(async () => {
+  org = await createOrganization(h.db.pool);
 });
 
 /** jsonb values travel as JSON text: pg would turn a JS array into a Postgres array literal. */
@@ -27,7 +23,7 @@ function goodValues(): Record<string, unknown> {
 async function insert(overrides: Record<string, unknown>) {
   const values = { ...goodValues(), ...overrides };
   const columns = Object.keys(values);
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     `insert into webhooks.webhook_configurations (${columns.join(", ")})
      values (${columns.map((_, i) => `$${i + 1}`).join(", ")}) returning *`,
     Object.values(values),
@@ -37,7 +33,7 @@ async function insert(overrides: Record<string, unknown>) {
 
 async function update(id: string, changes: Record<string, unknown>) {
   const columns = Object.keys(changes);
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     `update webhooks.webhook_configurations set ${columns.map((c, i) => `${c} = $${i + 2}`).join(", ")}
      where id = $1 returning *`,
     [id, ...Object.values(changes)],
@@ -46,12 +42,12 @@ async function update(id: string, changes: Record<string, unknown>) {
 }
 
 async function countRows(): Promise<number> {
-  const { rows } = await db.pool.query<{ n: number }>("select count(*)::int as n from webhooks.webhook_configurations");
+  const { rows } = await h.db.pool.query<{ n: number }>("select count(*)::int as n from webhooks.webhook_configurations");
   return rows[0]!.n;
 }
 
 async function snapshot(id: string): Promise<unknown> {
-  const { rows } = await db.pool.query("select to_jsonb(c) as row from webhooks.webhook_configurations c where id = $1", [id]);
+  const { rows } = await h.db.pool.query("select to_jsonb(c) as row from webhooks.webhook_configurations c where id = $1", [id]);
   return rows[0]!.row;
 }
 
@@ -216,7 +212,7 @@ describe("secret rotation", () => {
     const rotated = await update(row.id, { secret: newSecret });
     assert.equal(rotated.secret, newSecret);
     assert.equal(rotated.previous_secret, oldSecret);
-    const { rows } = await db.pool.query<{ off_by_seconds: number }>(
+    const { rows } = await h.db.pool.query<{ off_by_seconds: number }>(
       `select abs(extract(epoch from previous_secret_expires_at - (now() + interval '24 hours')))::float8 as off_by_seconds
          from webhooks.webhook_configurations where id = $1`,
       [row.id],
@@ -242,7 +238,7 @@ describe("secret rotation", () => {
 });
 
 test("webhook_logs rows cannot be updated (append-only)", async () => {
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into webhooks.webhook_logs
        (organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers, success, response_status)
      values ($1, gen_random_uuid(), 'evt_1', gen_random_uuid(), 'contact.created', 1, 'https://example.com/hooks', '{}', false, 500)
@@ -250,8 +246,8 @@ test("webhook_logs rows cannot be updated (append-only)", async () => {
     [org],
   );
   const id = rows[0]!.id;
-  const error = await refusal(() => db.pool.query("update webhooks.webhook_logs set success = true, response_status = 200 where id = $1", [id]));
+  const error = await refusal(() => h.db.pool.query("update webhooks.webhook_logs set success = true, response_status = 200 where id = $1", [id]));
   assert.match(error.message, /append-only/);
-  const { rows: after } = await db.pool.query("select success, response_status from webhooks.webhook_logs where id = $1", [id]);
+  const { rows: after } = await h.db.pool.query("select success, response_status from webhooks.webhook_logs where id = $1", [id]);
   assert.deepEqual(after, [{ success: false, response_status: 500 }]);
 });

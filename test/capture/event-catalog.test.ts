@@ -3,9 +3,9 @@
  * webhooks.outbox (no daemon runs here, so captured rows stay in the outbox to be read).
  */
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { describe, test } from "node:test";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 
 interface OutboxRow {
   event_type: string;
@@ -15,24 +15,20 @@ interface OutboxRow {
   webhook_id: string | null;
 }
 
-let db: TestDatabase;
+const h = useHarness();
 let org: string;
 const agent = "00000000-0000-4000-8000-00000000000a";
 const otherAgent = "00000000-0000-4000-8000-00000000000b";
 
-before(async () => {
-  db = await createTestDatabase();
-  org = await createOrganization(db.pool);
-});
-after(async () => {
-  await db?.drop();
+h.before(async () => {
+  org = await createOrganization(h.db.pool);
 });
 
 /** The outbox rows that `write` added, in capture order. */
 async function captured(write: () => Promise<unknown>): Promise<OutboxRow[]> {
-  const { rows: [mark] } = await db.pool.query<{ last: number }>("select coalesce(max(id), 0) as last from webhooks.outbox");
+  const { rows: [mark] } = await h.db.pool.query<{ last: number }>("select coalesce(max(id), 0) as last from webhooks.outbox");
   await write();
-  const { rows } = await db.pool.query<OutboxRow>(
+  const { rows } = await h.db.pool.query<OutboxRow>(
     "select event_type, organization_id, data, old_data, webhook_id from webhooks.outbox where id > $1 order by id",
     [mark!.last],
   );
@@ -43,11 +39,11 @@ async function types(write: () => Promise<unknown>): Promise<string[]> {
   return (await captured(write)).map((row) => row.event_type);
 }
 
-const sql = (text: string, ...params: unknown[]) => () => db.pool.query(text, params);
+const sql = (text: string, ...params: unknown[]) => () => h.db.pool.query(text, params);
 
 async function insert(table: string, values: Record<string, unknown>): Promise<string> {
   const columns = ["organization_id", ...Object.keys(values)];
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into ${table} (${columns.join(", ")}) values (${columns.map((_, i) => `$${i + 1}`).join(", ")}) returning id`,
     [org, ...Object.values(values)],
   );
@@ -55,7 +51,7 @@ async function insert(table: string, values: Record<string, unknown>): Promise<s
 }
 
 test("the catalog table lists exactly the SPEC 3 event types", async () => {
-  const { rows } = await db.pool.query<{ name: string }>("select name from webhooks.event_types where source = 'catalog' order by name");
+  const { rows } = await h.db.pool.query<{ name: string }>("select name from webhooks.event_types where source = 'catalog' order by name");
   assert.deepEqual(rows.map((row) => row.name), [
     "broadcast.response", "contact.assigned", "contact.created", "contact.updated",
     "conversation.assigned", "conversation.created", "conversation.status.changed",
@@ -112,7 +108,7 @@ describe("contacts", () => {
   test("an update that changes nothing at all emits nothing", async () => {
     // In the inserting transaction, updated_at = now() already, so the update is a true no-op.
     const rows = await captured(async () => {
-      const client = await db.pool.connect();
+      const client = await h.db.pool.connect();
       try {
         await client.query("begin");
         const { rows: [row] } = await client.query<{ id: string }>(
@@ -134,7 +130,7 @@ describe("contacts", () => {
 
   test("a rolled-back insert emits nothing", async () => {
     const rows = await captured(async () => {
-      const client = await db.pool.connect();
+      const client = await h.db.pool.connect();
       try {
         await client.query("begin");
         await client.query("insert into contacts (organization_id, first_name, assigned_to) values ($1, 'Ghost', $2)", [org, agent]);
@@ -245,17 +241,17 @@ describe("messages", () => {
 test("table writes produce every table-driven catalog type and never webhook.test or zoom.recording.completed", async () => {
   const rows = await captured(async () => {
     const contact = await insert("contacts", { assigned_to: agent });
-    await db.pool.query("update contacts set city = 'Rome' where id = $1", [contact]);
+    await h.db.pool.query("update contacts set city = 'Rome' where id = $1", [contact]);
     const deal = await insert("deals", { assigned_to: agent, stage: "lead" });
-    await db.pool.query("update deals set stage = 'won' where id = $1", [deal]);
+    await h.db.pool.query("update deals set stage = 'won' where id = $1", [deal]);
     const conversation = await insert("conversations", { assigned_to: agent, status: "open" });
-    await db.pool.query("update conversations set status = 'closed' where id = $1", [conversation]);
+    await h.db.pool.query("update conversations set status = 'closed' where id = $1", [conversation]);
     await insert("messages", { direction: "inbound", broadcast_id: agent, conversation_id: conversation });
     const message = await insert("messages", { direction: "outbound", status: "sent" });
     for (const status of ["delivered", "read", "failed"]) {
-      await db.pool.query("update messages set status = $2 where id = $1", [message, status]);
+      await h.db.pool.query("update messages set status = $2 where id = $1", [message, status]);
     }
-    await db.pool.query("delete from messages where id = $1", [message]);
+    await h.db.pool.query("delete from messages where id = $1", [message]);
   });
   assert.deepEqual([...new Set(rows.map((row) => row.event_type))].sort(), [
     "broadcast.response", "contact.assigned", "contact.created", "contact.updated",

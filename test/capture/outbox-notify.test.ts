@@ -8,35 +8,31 @@
  */
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { after, before, beforeEach, test } from "node:test";
+import { beforeEach, test } from "node:test";
 import pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
-let db: TestDatabase;
+const h = useHarness();
 let org: string;
 let listener: pg.Client;
 let received: pg.Notification[] = [];
 
-before(async () => {
-  db = await createTestDatabase();
-  org = await createOrganization(db.pool);
-  listener = new pg.Client({ connectionString: db.url });
+h.before(async () => {
+  org = await createOrganization(h.db.pool);
+  listener = new pg.Client({ connectionString: h.db.url });
   await listener.connect();
+  h.defer(() => listener.end());
   listener.on("notification", (notification) => received.push(notification));
   await listener.query("listen webhooks_outbox");
-});
-after(async () => {
-  await listener?.end();
-  await db?.drop();
 });
 beforeEach(() => {
   received = [];
 });
 
 async function setWake(listeningUntil: string, awakeUntil: string): Promise<void> {
-  await db.pool.query(
+  await h.db.pool.query(
     "update webhooks._dispatcher_wake set listening_until = now() + $1::interval, awake_until = $2::timestamptz",
     [listeningUntil, awakeUntil],
   );
@@ -45,13 +41,13 @@ async function setWake(listeningUntil: string, awakeUntil: string): Promise<void
 /** The notifications on webhooks_outbox that arrived before a marker sent after everything committed. */
 async function notificationsUntilMarker(): Promise<pg.Notification[]> {
   const marker = `marker-${randomUUID()}`;
-  await db.pool.query("select pg_notify('webhooks_outbox', $1)", [marker]);
+  await h.db.pool.query("select pg_notify('webhooks_outbox', $1)", [marker]);
   await waitFor("the marker notification", () => received.some((n) => n.payload === marker));
   return received.filter((n) => n.channel === "webhooks_outbox" && n.payload !== marker);
 }
 
 async function insertContact(): Promise<void> {
-  await db.pool.query(
+  await h.db.pool.query(
     "insert into contacts (organization_id, first_name, email, city) values ($1, 'Ada', 'ada@example.com', 'Reykjavik')",
     [org],
   );
@@ -67,7 +63,7 @@ test("a write notifies webhooks_outbox when a dispatcher is listening and not po
   for (const value of ["ada@example.com", "Ada", "Reykjavik", org, "contact"]) {
     assert.equal(payload.includes(value), false, `payload leaks ${value}`);
   }
-  const { rows } = await db.pool.query("select 1 from webhooks.outbox where data->>'email' = 'ada@example.com'");
+  const { rows } = await h.db.pool.query("select 1 from webhooks.outbox where data->>'email' = 'ada@example.com'");
   assert.ok(rows.length > 0, "the event itself is in the outbox");
 });
 
@@ -78,14 +74,14 @@ test("no NOTIFY is sent while a dispatcher is polling the outbox", async () => {
 });
 
 test("no NOTIFY is sent when no dispatcher is alive to hear it", async () => {
-  await db.pool.query("update webhooks._dispatcher_wake set listening_until = now() - interval '1 second', awake_until = '-infinity'");
+  await h.db.pool.query("update webhooks._dispatcher_wake set listening_until = now() - interval '1 second', awake_until = '-infinity'");
   await insertContact();
   assert.deepEqual(await notificationsUntilMarker(), []);
 });
 
 test("a rolled-back write sends no NOTIFY; a committed one does", async () => {
   await setWake("1 hour", "-infinity");
-  const client = await db.pool.connect();
+  const client = await h.db.pool.connect();
   try {
     await client.query("begin");
     await client.query("insert into contacts (organization_id, first_name) values ($1, 'Ghost')", [org]);
