@@ -1,30 +1,22 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { spawnDaemon, type DaemonProcess } from "../support/daemon.js";
+import { test } from "node:test";
+import type { DaemonProcess } from "../support/daemon.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
 import { receivedContactIds, waitUntilAllSucceeded, waitUntilReceived } from "./load.js";
 
-let db: TestDatabase;
-let receiver: Receiver;
+const h = useHarness({ receiver: true });
 let org: string;
+/** The daemons running now, oldest first (the harness kills any left at the end). */
 const daemons: DaemonProcess[] = [];
 
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  org = await createOrganization(db.pool);
-  await createWebhook(db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"] });
-});
-after(async () => {
-  for (const daemon of daemons) await daemon.kill("SIGKILL");
-  await receiver?.close();
-  await db?.drop();
+h.before(async () => {
+  org = await createOrganization(h.db.pool);
+  await createWebhook(h.db.pool, { organizationId: org, url: h.receiver.url, events: ["contact.created"] });
 });
 
 async function insertContacts(count: number, label: string): Promise<string[]> {
-  const { rows } = await db.pool.query<{ id: string }>(
+  const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into contacts (organization_id, first_name)
      select $1, $2 || ' ' || n from generate_series(1, $3::int) n returning id`,
     [org, label, count],
@@ -33,7 +25,7 @@ async function insertContacts(count: number, label: string): Promise<string[]> {
 }
 
 async function start(): Promise<DaemonProcess> {
-  const daemon = await spawnDaemon(db.url);
+  const daemon = await h.spawnDaemon();
   daemons.push(daemon);
   return daemon;
 }
@@ -48,13 +40,13 @@ const committed: string[] = [];
 test("events committed before any daemon ever ran are delivered when the first one starts", async () => {
   const ids = await insertContacts(50, "before");
   committed.push(...ids);
-  const { rows } = await db.pool.query<{ count: number }>("select count(*)::int as count from webhooks.outbox");
+  const { rows } = await h.db.pool.query<{ count: number }>("select count(*)::int as count from webhooks.outbox");
   assert.equal(rows[0]!.count, 50, "the events wait in the outbox");
-  assert.equal(receiver.requests.length, 0);
+  assert.equal(h.receiver.requests.length, 0);
 
   const daemon = await start();
-  await waitUntilReceived(receiver, ids, 30_000);
-  await waitUntilAllSucceeded(db.pool, committed, { timeoutMs: 30_000 });
+  await waitUntilReceived(h.receiver, ids, 30_000);
+  await waitUntilAllSucceeded(h.db.pool, committed, { timeoutMs: 30_000 });
   await stop(daemon, "SIGTERM");
 });
 
@@ -62,27 +54,27 @@ test("events committed after the daemon stopped gracefully are delivered by the 
   const ids = await insertContacts(50, "after-stop");
   committed.push(...ids);
   await start();
-  await waitUntilReceived(receiver, ids, 30_000);
-  await waitUntilAllSucceeded(db.pool, committed, { timeoutMs: 30_000 });
+  await waitUntilReceived(h.receiver, ids, 30_000);
+  await waitUntilAllSucceeded(h.db.pool, committed, { timeoutMs: 30_000 });
 });
 
 test("events committed right after a daemon was killed (its NOTIFYs heard by nobody) are delivered by the next one", async () => {
   const [running] = daemons;
   // The killed daemon's listening lease is still valid, so these commits NOTIFY into the void.
   await stop(running!, "SIGKILL");
-  const { rows } = await db.pool.query<{ listening: boolean }>(
+  const { rows } = await h.db.pool.query<{ listening: boolean }>(
     "select listening_until > clock_timestamp() as listening from webhooks._dispatcher_wake",
   );
   assert.equal(rows[0]!.listening, true, "writers still believe a listener is alive");
   const ids: string[] = [];
   for (let i = 0; i < 20; i++) ids.push(...(await insertContacts(1, `after-kill ${i}`)));
   committed.push(...ids);
-  const { rows: outbox } = await db.pool.query<{ count: number }>("select count(*)::int as count from webhooks.outbox");
+  const { rows: outbox } = await h.db.pool.query<{ count: number }>("select count(*)::int as count from webhooks.outbox");
   assert.equal(outbox[0]!.count, ids.length, "the events wait in the outbox");
 
   await start();
-  await waitUntilReceived(receiver, ids, 30_000);
-  await waitUntilAllSucceeded(db.pool, committed, { timeoutMs: 30_000 });
-  const received = receivedContactIds(receiver);
+  await waitUntilReceived(h.receiver, ids, 30_000);
+  await waitUntilAllSucceeded(h.db.pool, committed, { timeoutMs: 30_000 });
+  const received = receivedContactIds(h.receiver);
   assert.equal(received.size, committed.length);
 });

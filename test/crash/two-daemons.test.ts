@@ -1,30 +1,24 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { setTimeout as delay } from "node:timers/promises";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { spawnDaemon, type DaemonProcess } from "../support/daemon.js";
+import type { DaemonProcess } from "../support/daemon.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
+import type { Receiver } from "../support/receiver.js";
 import { receivedContactIds, streamContacts, waitUntilAllSucceeded, waitUntilReceived } from "./load.js";
 
 const EVENTS = 300;
 
-let db: TestDatabase;
+const h = useHarness();
 let receivers: Receiver[] = [];
 const daemons: { process: DaemonProcess; port: number }[] = [];
 
-before(async () => {
-  db = await createTestDatabase();
-  receivers = await Promise.all([1, 2].map(() => startReceiver(() => ({ status: 200, body: "ok", delayMs: 10 }))));
-});
-after(async () => {
-  for (const daemon of daemons) await daemon.process.kill("SIGKILL");
-  await Promise.all(receivers.map((receiver) => receiver.close()));
-  await db?.drop();
+h.before(async () => {
+  receivers = await Promise.all([1, 2].map(() => h.startReceiver(() => ({ status: 200, body: "ok", delayMs: 10 }))));
 });
 
 async function startDaemon(): Promise<void> {
-  const process = await spawnDaemon(db.url);
+  const process = await h.spawnDaemon();
   const port = Number(/"message":"pg-webhooks is running".*?"port":(\d+)/.exec(process.output())?.[1]);
   assert.ok(port > 0, "the daemon logs its HTTP port");
   daemons.push({ process, port });
@@ -36,23 +30,23 @@ async function dispatchedBy(port: number): Promise<number> {
 }
 
 test("two daemons on one database deliver each (event, endpoint) exactly once", async (t) => {
-  const org = await createOrganization(db.pool);
+  const org = await createOrganization(h.db.pool);
   for (const receiver of receivers) {
-    await createWebhook(db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"] });
+    await createWebhook(h.db.pool, { organizationId: org, url: receiver.url, events: ["contact.created"] });
   }
   await startDaemon();
   await startDaemon();
-  const { rows: registered } = await db.pool.query<{ worker_pool_id: string }>("select worker_pool_id from webhooks.daemons");
+  const { rows: registered } = await h.db.pool.query<{ worker_pool_id: string }>("select worker_pool_id from webhooks.daemons");
   assert.equal(registered.length, 2);
 
   // Which worker pools hold jobs while the load runs: both daemons should take a share.
   const lockers = new Set<string>();
-  const stream = streamContacts(db.pool, org, { intervalMs: 2, max: EVENTS, maxMs: 30_000 });
+  const stream = streamContacts(h.db.pool, org, { intervalMs: 2, max: EVENTS, maxMs: 30_000 });
   let sampling = true;
   const sampler = (async () => {
     const deadline = Date.now() + 60_000;
     while (sampling && Date.now() < deadline) {
-      const { rows } = await db.pool.query<{ locked_by: string }>(
+      const { rows } = await h.db.pool.query<{ locked_by: string }>(
         "select distinct locked_by from graphile_worker._private_jobs where locked_by is not null",
       );
       for (const row of rows) lockers.add(row.locked_by);
@@ -63,7 +57,7 @@ test("two daemons on one database deliver each (event, endpoint) exactly once", 
     await stream.committedAtLeast(EVENTS, 30_000);
     await stream.stop();
     for (const receiver of receivers) await waitUntilReceived(receiver, stream.committed, 30_000);
-    await waitUntilAllSucceeded(db.pool, stream.committed, { endpoints: 2, timeoutMs: 30_000 });
+    await waitUntilAllSucceeded(h.db.pool, stream.committed, { endpoints: 2, timeoutMs: 30_000 });
   } finally {
     sampling = false;
     await stream.stop();
@@ -75,14 +69,14 @@ test("two daemons on one database deliver each (event, endpoint) exactly once", 
     assert.equal(received.size, EVENTS);
     assert.deepEqual([...new Set(received.values())], [1], "no endpoint got an event twice");
   }
-  const { rows: deliveries } = await db.pool.query<{ rows: number; pairs: number; succeeded: number; first_try: number }>(
+  const { rows: deliveries } = await h.db.pool.query<{ rows: number; pairs: number; succeeded: number; first_try: number }>(
     `select count(*)::int as rows, count(distinct (event_id, webhook_id))::int as pairs,
             count(*) filter (where state = 'succeeded')::int as succeeded,
             count(*) filter (where attempts = 1)::int as first_try
        from webhooks.deliveries`,
   );
   assert.deepEqual(deliveries[0], { rows: 2 * EVENTS, pairs: 2 * EVENTS, succeeded: 2 * EVENTS, first_try: 2 * EVENTS });
-  const { rows: logs } = await db.pool.query<{ rows: number; deliveries: number }>(
+  const { rows: logs } = await h.db.pool.query<{ rows: number; deliveries: number }>(
     "select count(*)::int as rows, count(distinct delivery_id)::int as deliveries from webhooks.webhook_logs",
   );
   assert.deepEqual(logs[0], { rows: 2 * EVENTS, deliveries: 2 * EVENTS }, "one attempt logged per delivery");
