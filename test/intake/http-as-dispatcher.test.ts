@@ -2,56 +2,39 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { promisify } from "node:util";
-import type { Daemon } from "../../src/daemon.js";
 import { packageRoot } from "../../src/package-info.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
-import { LoginRoles, type LoginRole } from "../tenancy/roles.js";
 import { signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
 
 // The daemon logged in as a plain webhooks_dispatcher member serves the intake endpoint and
 // processes the lead; `pg-webhooks intake` then shows the requests without the signing secret.
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let dispatcher: LoginRole;
-let daemon: Daemon;
-
-before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  dispatcher = await roles.create("webhooks_dispatcher");
-  daemon = await startTestDaemon(dispatcher.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await roles?.dropAll();
-});
+const h = useHarness({ daemon: { as: "dispatcher" } });
 
 const execFileAsync = promisify(execFile);
 async function cli(...args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: db.url, LOG_LEVEL: "error" },
+    env: { PATH: process.env.PATH, DATABASE_URL: h.db.url, LOG_LEVEL: "error" },
   });
   return stdout;
 }
 
 test("as webhooks_dispatcher the daemon accepts a signed lead, refuses a bad one, and processes the lead", async () => {
-  const org = await createOrganization(db.pool, "Dispatcher intake");
-  const integration = await createIntegration(db.pool, org);
-  const base = `http://127.0.0.1:${(daemon.server.address() as AddressInfo).port}`;
+  const org = await createOrganization(h.db.pool, "Dispatcher intake");
+  const integration = await createIntegration(h.db.pool, org);
+  const base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
   const accepted = await signedPost(base, integration, JSON.stringify({ customer_phone: "+15550107080" }), { key: "as-dispatcher" });
   assert.equal(accepted.status, 202);
   const { event_id: eventId } = (await accepted.json()) as { event_id: string };
   const refused = await signedPost(base, integration, "{}", { signWith: "another-secret-0123456789" });
   assert.equal(refused.status, 401);
   await waitFor("the lead processed", async () => {
-    const { rows } = await db.pool.query("select 1 from webhooks.intake_activity where event_id = $1 and outcome = 'processed'", [eventId]);
+    const { rows } = await h.db.pool.query("select 1 from webhooks.intake_activity where event_id = $1 and outcome = 'processed'", [eventId]);
     return rows.length > 0;
   });
 

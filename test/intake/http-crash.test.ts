@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { spawnDaemon, startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 import { signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
@@ -11,25 +9,16 @@ import { createIntegration } from "./support.js";
 // SPEC 7: a crash right after a 202 still produces the lead (the job is queued in the
 // transaction that recorded the request, before the answer is sent).
 
-let db: TestDatabase;
-let next: Daemon | undefined;
-
-before(async () => {
-  db = await createTestDatabase();
-});
-after(async () => {
-  await next?.stop();
-  await db?.drop();
-});
+const h = useHarness();
 
 // The killed daemon's worker often has the process_lead job locked already: the new daemon's
 // registry must unlock it (DaemonRegistry.reapStale covers every task the daemon runs), or the lead
 // would wait for graphile-worker's 4-hour lock expiry.
 
 test("a daemon killed with SIGKILL right after answering 202 still yields the lead once a new daemon runs", async () => {
-  const org = await createOrganization(db.pool, "Crash");
-  const integration = await createIntegration(db.pool, org);
-  const child = await spawnDaemon(db.url);
+  const org = await createOrganization(h.db.pool, "Crash");
+  const integration = await createIntegration(h.db.pool, org);
+  const child = await h.spawnDaemon();
   // spawnDaemon picks the port; the daemon logs it once running.
   const port = await waitFor("the daemon's port in its log", () => /"port":(\d+)/.exec(child.output())?.[1]);
   const base = `http://127.0.0.1:${port}`;
@@ -38,11 +27,11 @@ test("a daemon killed with SIGKILL right after answering 202 still yields the le
   assert.equal(response.status, 202);
   const { event_id: eventId } = (await response.json()) as { event_id: string };
 
-  next = await startTestDaemon(db.url);
+  await h.startDaemon();
   const lead = await waitFor("the lead processed by the new daemon", async () => {
-    const { rows } = await db.pool.query("select contact_id, deal_id from webhooks.intake_activity where event_id = $1 and outcome = 'processed'", [eventId]);
+    const { rows } = await h.db.pool.query("select contact_id, deal_id from webhooks.intake_activity where event_id = $1 and outcome = 'processed'", [eventId]);
     return rows[0] as { contact_id: string; deal_id: string } | undefined;
   });
-  const { rows } = await db.pool.query("select count(*)::int as n from deals where contact_id = $1", [lead.contact_id]);
+  const { rows } = await h.db.pool.query("select count(*)::int as n from deals where contact_id = $1", [lead.contact_id]);
   assert.equal(rows[0].n, 1);
 });

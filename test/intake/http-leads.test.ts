@@ -1,41 +1,28 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 import { REQUEST_ID, signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
 
 // Signed leads over real HTTP: 202 → contact + deal → outbound webhooks; duplicates and conflicts.
 
-let db: TestDatabase;
-let daemon: Daemon;
-let receiver: Receiver;
+const h = useHarness({ receiver: true, daemon: true });
 let org: string;
 let integration: { id: string; signing_secret: string };
 let base: string;
 
-before(async () => {
-  db = await createTestDatabase();
-  receiver = await startReceiver();
-  daemon = await startTestDaemon(db.url);
-  base = `http://127.0.0.1:${(daemon.server.address() as AddressInfo).port}`;
-  org = await createOrganization(db.pool, "Leads");
-  integration = await createIntegration(db.pool, org, { name: "Landing page", lead_stage: "qualified" });
-  await createWebhook(db.pool, { organizationId: org, url: receiver.url, events: ["contact.created", "deal.created"] });
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await db?.drop();
+h.before(async () => {
+  base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
+  org = await createOrganization(h.db.pool, "Leads");
+  integration = await createIntegration(h.db.pool, org, { name: "Landing page", lead_stage: "qualified" });
+  await createWebhook(h.db.pool, { organizationId: org, url: h.receiver.url, events: ["contact.created", "deal.created"] });
 });
 
 async function processed(eventId: string): Promise<{ contact_id: string; deal_id: string } | undefined> {
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     "select contact_id, deal_id from webhooks.intake_activity where event_id = $1 and outcome = 'processed'",
     [eventId],
   );
@@ -53,13 +40,13 @@ test("a signed lead is answered 202, becomes a contact and a deal, and fires con
   assert.match(answer.request_id, REQUEST_ID);
 
   const lead = await waitFor("the lead processed", () => processed(answer.event_id));
-  const { rows: contacts } = await db.pool.query("select id, first_name, email, phone, custom_fields from contacts where organization_id = $1", [org]);
+  const { rows: contacts } = await h.db.pool.query("select id, first_name, email, phone, custom_fields from contacts where organization_id = $1", [org]);
   assert.deepEqual(contacts, [{ id: lead.contact_id, first_name: "Grace", email: "grace@example.com", phone: "+15550102030", custom_fields: { campaign: "spring" } }]);
-  const { rows: deals } = await db.pool.query("select id, contact_id, stage, title from deals where organization_id = $1", [org]);
+  const { rows: deals } = await h.db.pool.query("select id, contact_id, stage, title from deals where organization_id = $1", [org]);
   assert.deepEqual(deals, [{ id: lead.deal_id, contact_id: lead.contact_id, stage: "qualified", title: "Lead from Landing page" }]);
 
   const events = await waitFor("both outbound webhooks", () => {
-    const seen = receiver.requests.map((request) => JSON.parse(request.body) as { event: string; data: { id: string } });
+    const seen = h.receiver.requests.map((request) => JSON.parse(request.body) as { event: string; data: { id: string } });
     return seen.length >= 2 ? seen : undefined;
   });
   const byType = Object.fromEntries(events.map((event) => [event.event, event.data.id]));
@@ -73,7 +60,7 @@ test("the same key and body again within 24 h answers 200 duplicate with the ori
   assert.equal(again.status, 200);
   assert.deepEqual(await again.json(), { status: "duplicate", event_id: first.event_id });
   await waitFor("the lead processed", () => processed(first.event_id));
-  const { rows } = await db.pool.query("select count(*)::int as n from contacts where phone = '+15550103040'");
+  const { rows } = await h.db.pool.query("select count(*)::int as n from contacts where phone = '+15550103040'");
   assert.equal(rows[0].n, 1);
 });
 
@@ -85,7 +72,7 @@ test("the same key with another body answers 409 with a JSON error", async () =>
   const answer = (await other.json()) as { error: string; request_id: string };
   assert.match(answer.error, /idempotency-key/);
   assert.match(answer.request_id, REQUEST_ID);
-  const { rows } = await db.pool.query("select outcome, http_status from webhooks.intake_activity where request_id = $1", [answer.request_id]);
+  const { rows } = await h.db.pool.query("select outcome, http_status from webhooks.intake_activity where request_id = $1", [answer.request_id]);
   assert.deepEqual(rows, [{ outcome: "conflict", http_status: 409 }]);
 });
 
@@ -101,9 +88,9 @@ test("100 concurrent identical requests produce exactly one event id and one lea
   assert.equal(eventIds.size, 1);
   const [eventId] = eventIds;
   await waitFor("the lead processed", () => processed(eventId!));
-  const { rows: contacts } = await db.pool.query("select id from contacts where phone = '+15550105060'");
+  const { rows: contacts } = await h.db.pool.query("select id from contacts where phone = '+15550105060'");
   assert.equal(contacts.length, 1);
-  const { rows: deals } = await db.pool.query("select count(*)::int as n from deals where contact_id = $1", [contacts[0].id]);
+  const { rows: deals } = await h.db.pool.query("select count(*)::int as n from deals where contact_id = $1", [contacts[0].id]);
   assert.equal(deals[0].n, 1);
 });
 

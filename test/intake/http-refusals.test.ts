@@ -1,35 +1,26 @@
 import assert from "node:assert/strict";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { test } from "node:test";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import { REQUEST_ID, signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
 
 // SPEC 7's error list, over real HTTP against a running daemon. Each refusal is a JSON
 // {error, request_id} and leaves one intake_activity row (outcome refused) with that request id.
 
-let db: TestDatabase;
-let daemon: Daemon;
+const h = useHarness({ daemon: true });
 let org: string;
 let integration: { id: string; signing_secret: string };
 let port: number;
 const base = () => `http://127.0.0.1:${port}`;
 const valid = JSON.stringify({ customer_phone: "+15550109999", first_name: "Ada" });
 
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-  port = (daemon.server.address() as AddressInfo).port;
-  org = await createOrganization(db.pool, "Refusals");
-  integration = await createIntegration(db.pool, org);
-});
-after(async () => {
-  await daemon?.stop();
-  await db?.drop();
+h.before(async () => {
+  port = (h.daemon.server.address() as AddressInfo).port;
+  org = await createOrganization(h.db.pool, "Refusals");
+  integration = await createIntegration(h.db.pool, org);
 });
 
 /** Asserts the JSON error shape and the recorded refusal; returns the error text. */
@@ -39,7 +30,7 @@ async function assertRefused(response: Response, status: number, integrationId: 
   const body = (await response.json()) as { error: string; request_id: string };
   assert.equal(typeof body.error, "string");
   assert.match(body.request_id, REQUEST_ID);
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     "select integration_id, http_status, outcome, error, event_id from webhooks.intake_activity where request_id = $1",
     [body.request_id],
   );
@@ -48,7 +39,7 @@ async function assertRefused(response: Response, status: number, integrationId: 
 }
 
 async function leadCount(): Promise<number> {
-  const { rows } = await db.pool.query("select count(*)::int as n from webhooks.intake_activity where outcome <> 'refused'");
+  const { rows } = await h.db.pool.query("select count(*)::int as n from webhooks.intake_activity where outcome <> 'refused'");
   return rows[0].n;
 }
 
@@ -83,7 +74,7 @@ test("an unknown integration id (uuid or not) is refused with 404", async () => 
 });
 
 test("an inactive integration is refused with 404 even with a valid signature", async () => {
-  const inactive = await createIntegration(db.pool, org, { name: "Paused", is_active: false });
+  const inactive = await createIntegration(h.db.pool, org, { name: "Paused", is_active: false });
   assert.match(await assertRefused(await signedPost(base(), inactive, valid), 404, inactive.id), /inactive/);
 });
 
@@ -128,7 +119,7 @@ test("a declared Content-Length over 1 MiB is refused with 413 before the body i
   assert.equal(response.status, 413);
   const body = JSON.parse(response.body) as { error: string; request_id: string };
   assert.match(body.request_id, REQUEST_ID);
-  const { rows } = await db.pool.query("select http_status, outcome from webhooks.intake_activity where request_id = $1", [body.request_id]);
+  const { rows } = await h.db.pool.query("select http_status, outcome from webhooks.intake_activity where request_id = $1", [body.request_id]);
   assert.deepEqual(rows, [{ http_status: 413, outcome: "refused" }]);
 });
 

@@ -1,62 +1,53 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type pg from "pg";
-import type { TestDatabase } from "../support/database.js";
-import { asTenant, assertPermissionDenied, assertPolicyViolation, twoTenants, type LoginRole, type LoginRoles } from "../tenancy/roles.js";
+import { useHarness } from "../support/harness.js";
+import { asTenant, assertPermissionDenied, assertPolicyViolation } from "../tenancy/roles.js";
 import { acceptLead, createIntegration, requestId, sha256 } from "./support.js";
 
 // Integrations and their activity belong to an organization; the intake functions are the daemon's.
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let app: LoginRole;
-let dispatcher: LoginRole;
-let orgA: string;
-let orgB: string;
+const h = useHarness({ app: true, dispatcher: true, twoOrganizations: true });
 let integrationB: string;
 
-before(async () => {
-  ({ db, roles, app, dispatcher, orgA, orgB } = await twoTenants());
-  integrationB = (await createIntegration(db.pool, orgB, { name: "B's form" })).id;
-  await acceptLead(dispatcher.pool, integrationB, "b-key", { customer_phone: "5550100400" });
-});
-after(async () => {
-  await roles?.dropAll();
+h.before(async () => {
+  integrationB = (await createIntegration(h.db.pool, h.orgB, { name: "B's form" })).id;
+  await acceptLead(h.dispatcher.pool, integrationB, "b-key", { customer_phone: "5550100400" });
 });
 
 test("an application creates its integration with a generated 64-hex secret and sees only its own", async () => {
-  const mine = await asTenant(app.pool, orgA, async (client) => {
+  const mine = await asTenant(h.app.pool, h.orgA, async (client) => {
     const { rows } = await client.query(
       "insert into webhooks.inbound_integrations (organization_id, name) values ($1, 'A form') returning id, signing_secret, lead_stage, assignee_pool",
-      [orgA]);
+      [h.orgA]);
     return rows[0];
   });
   assert.match(mine.signing_secret, /^[0-9a-f]{64}$/);
   assert.deepEqual([mine.lead_stage, mine.assignee_pool], ["new", []]);
-  const seen = await asTenant(app.pool, orgA, async (client) =>
+  const seen = await asTenant(h.app.pool, h.orgA, async (client) =>
     (await client.query("select id from webhooks.inbound_integrations")).rows.map((row) => row.id));
   assert.deepEqual(seen, [mine.id]);
-  const none = await asTenant(app.pool, null, async (client) => (await client.query("select id from webhooks.inbound_integrations")).rows);
+  const none = await asTenant(h.app.pool, null, async (client) => (await client.query("select id from webhooks.inbound_integrations")).rows);
   assert.deepEqual(none, [], "no tenant, nothing");
 });
 
 test("an application cannot create an integration for another organization, nor touch the round-robin counter", async () => {
-  await assertPolicyViolation(asTenant(app.pool, orgA, (client) =>
-    client.query("insert into webhooks.inbound_integrations (organization_id, name) values ($1, 'x')", [orgB])), "insert for B");
-  const updated = await asTenant(app.pool, orgA, async (client) =>
+  await assertPolicyViolation(asTenant(h.app.pool, h.orgA, (client) =>
+    client.query("insert into webhooks.inbound_integrations (organization_id, name) values ($1, 'x')", [h.orgB])), "insert for B");
+  const updated = await asTenant(h.app.pool, h.orgA, async (client) =>
     (await client.query("update webhooks.inbound_integrations set name = 'stolen' where id = $1", [integrationB])).rowCount);
   assert.equal(updated, 0, "B's integration is invisible to A");
-  await assertPermissionDenied(asTenant(app.pool, orgA, (client) =>
+  await assertPermissionDenied(asTenant(h.app.pool, h.orgA, (client) =>
     client.query("update webhooks.inbound_integrations set leads_assigned = 5")), "update leads_assigned");
 });
 
 test("an application reads only its organization's intake activity, and cannot write it", async () => {
-  const a = await asTenant(app.pool, orgA, async (client) => (await client.query("select id from webhooks.intake_activity")).rows);
+  const a = await asTenant(h.app.pool, h.orgA, async (client) => (await client.query("select id from webhooks.intake_activity")).rows);
   assert.deepEqual(a, []);
-  const b = await asTenant(app.pool, orgB, async (client) =>
+  const b = await asTenant(h.app.pool, h.orgB, async (client) =>
     (await client.query("select outcome, idempotency_key from webhooks.intake_activity")).rows);
   assert.deepEqual(b, [{ outcome: "accepted", idempotency_key: "b-key" }]);
-  await assertPermissionDenied(asTenant(app.pool, orgB, (client) =>
+  await assertPermissionDenied(asTenant(h.app.pool, h.orgB, (client) =>
     client.query("insert into webhooks.intake_activity (request_id, http_status, outcome) values ($1, 400, 'refused')", [requestId()])),
   "insert into intake_activity");
 });
@@ -68,14 +59,14 @@ test("an application cannot call the intake functions", async () => {
     ["select webhooks._refuse_request($1, null, 400, 'x')", [requestId()]],
   ];
   for (const [call, params] of calls) {
-    await assertPermissionDenied(asTenant(app.pool, orgB, (client) => client.query(call, params)), call);
+    await assertPermissionDenied(asTenant(h.app.pool, h.orgB, (client) => client.query(call, params)), call);
   }
 });
 
 test("the dispatcher reads every integration with its secret but writes only through the functions", async () => {
-  const { rows } = await dispatcher.pool.query("select signing_secret from webhooks.inbound_integrations where id = $1", [integrationB]);
+  const { rows } = await h.dispatcher.pool.query("select signing_secret from webhooks.inbound_integrations where id = $1", [integrationB]);
   assert.match(rows[0].signing_secret, /^[0-9a-f]{64}$/);
-  await assertPermissionDenied(dispatcher.pool.query("update webhooks.inbound_integrations set is_active = false"), "dispatcher update");
+  await assertPermissionDenied(h.dispatcher.pool.query("update webhooks.inbound_integrations set is_active = false"), "dispatcher update");
 });
 
 test("invalid integrations are refused naming the column", async () => {
@@ -86,7 +77,7 @@ test("invalid integrations are refused naming the column", async () => {
     [{ assignee_pool: ["11111111-1111-4111-8111-111111111111", null] }, "assignee_pool"],
   ];
   for (const [values, column] of cases) {
-    await assert.rejects(createIntegration(db.pool, orgA, values), (error: pg.DatabaseError) => {
+    await assert.rejects(createIntegration(h.db.pool, h.orgA, values), (error: pg.DatabaseError) => {
       assert.equal(error.code, "23514");
       assert.equal(error.column, column);
       assert.match(error.message, new RegExp(`^inbound_integrations\\.${column} `));
@@ -96,11 +87,11 @@ test("invalid integrations are refused naming the column", async () => {
 });
 
 test("updated_at moves when the integration changes, not when a lead takes its turn", async () => {
-  const id = (await createIntegration(db.pool, orgA, { assignee_pool: ["11111111-1111-4111-8111-111111111111"] })).id;
-  const stamp = async () => (await db.pool.query("select updated_at from webhooks.inbound_integrations where id = $1", [id])).rows[0].updated_at;
+  const id = (await createIntegration(h.db.pool, h.orgA, { assignee_pool: ["11111111-1111-4111-8111-111111111111"] })).id;
+  const stamp = async () => (await h.db.pool.query("select updated_at from webhooks.inbound_integrations where id = $1", [id])).rows[0].updated_at;
   const created = await stamp();
-  await db.pool.query("update webhooks.inbound_integrations set leads_assigned = leads_assigned + 1 where id = $1", [id]);
+  await h.db.pool.query("update webhooks.inbound_integrations set leads_assigned = leads_assigned + 1 where id = $1", [id]);
   assert.deepEqual(await stamp(), created);
-  await db.pool.query("update webhooks.inbound_integrations set name = 'renamed' where id = $1", [id]);
+  await h.db.pool.query("update webhooks.inbound_integrations set name = 'renamed' where id = $1", [id]);
   assert.ok((await stamp()) > created);
 });
