@@ -1,26 +1,14 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { LoginRoles, type LoginRole } from "./roles.js";
+import { test } from "node:test";
+import { useHarness } from "../support/harness.js";
 
 // What the catalog must say about tenancy (SPEC 6), read as the application's own login role
 // where it matters: a superuser would bypass everything checked here.
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let app: LoginRole;
-
-before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app");
-});
-after(async () => {
-  await roles?.dropAll();
-});
+const h = useHarness({ app: true });
 
 test("every table with an organization_id column, and organizations itself, has row-level security enabled and forced", async () => {
-  const { rows } = await db.pool.query<{ table: string; enabled: boolean; forced: boolean }>(
+  const { rows } = await h.db.pool.query<{ table: string; enabled: boolean; forced: boolean }>(
     `select c.oid::regclass::text as table, c.relrowsecurity as enabled, c.relforcerowsecurity as forced
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('r', 'p')
@@ -45,8 +33,8 @@ test("every table with an organization_id column, and organizations itself, has 
   }
 });
 
-test("every application policy takes its tenant from app.organization_id, in both USING and WITH CHECK", async () => {
-  const { rows } = await db.pool.query<{ table: string; command: string; using: string | null; check: string | null }>(
+test("every application policy takes its tenant from h.app.organization_id, in both USING and WITH CHECK", async () => {
+  const { rows } = await h.db.pool.query<{ table: string; command: string; using: string | null; check: string | null }>(
     `select p.polrelid::regclass::text as table, p.polcmd as command,
             pg_get_expr(p.polqual, p.polrelid) as using, pg_get_expr(p.polwithcheck, p.polrelid) as check
        from pg_policy p
@@ -65,7 +53,7 @@ test("every application policy takes its tenant from app.organization_id, in bot
 });
 
 test("the application and dispatcher roles are neither superusers nor able to bypass row-level security", async () => {
-  const { rows } = await app.pool.query<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; rolcanlogin: boolean }>(
+  const { rows } = await h.app.pool.query<{ rolname: string; rolsuper: boolean; rolbypassrls: boolean; rolcanlogin: boolean }>(
     `select rolname, rolsuper, rolbypassrls, rolcanlogin from pg_roles
       where rolname in ('webhooks_app', 'webhooks_dispatcher', current_user) order by rolname`,
   );
@@ -82,14 +70,14 @@ test("the application and dispatcher roles are neither superusers nor able to by
 });
 
 test("the application can create nothing in the webhooks schema, where trigger functions resolve names", async () => {
-  const { rows } = await app.pool.query<{ create_webhooks: boolean }>(
+  const { rows } = await h.app.pool.query<{ create_webhooks: boolean }>(
     "select has_schema_privilege('webhooks', 'create') as create_webhooks",
   );
   assert.equal(rows[0]!.create_webhooks, false);
 });
 
 test("every SECURITY DEFINER and trigger function pins a search_path that starts with pg_catalog and omits public", async () => {
-  const { rows } = await db.pool.query<{ fn: string; config: string[] | null }>(
+  const { rows } = await h.db.pool.query<{ fn: string; config: string[] | null }>(
     `select p.oid::regprocedure::text as fn, p.proconfig as config
        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname in ('webhooks', 'public')
@@ -108,7 +96,7 @@ test("every SECURITY DEFINER and trigger function pins a search_path that starts
 });
 
 test("the only SECURITY DEFINER functions an application may call are the reviewed, tenant-checking ones", async () => {
-  const { rows } = await app.pool.query<{ fn: string }>(
+  const { rows } = await h.app.pool.query<{ fn: string }>(
     `select p.oid::regprocedure::text as fn
        from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname in ('webhooks', 'public') and p.prosecdef and has_function_privilege(p.oid, 'execute')
@@ -125,13 +113,13 @@ test("the only SECURITY DEFINER functions an application may call are the review
 });
 
 test("every view an application may read runs as its caller, so row-level security applies through it", async () => {
-  const { rows } = await app.pool.query<{ view: string; options: string[] | null }>(
+  const { rows } = await h.app.pool.query<{ view: string; options: string[] | null }>(
     `select c.oid::regclass::text as view, c.reloptions as options
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
       where c.relkind in ('v', 'm') and n.nspname in ('webhooks', 'public') and has_table_privilege(c.oid, 'select')
       order by 1`,
   );
-  const { rows: version } = await app.pool.query<{ n: number }>("select current_setting('server_version_num')::int as n");
+  const { rows: version } = await h.app.pool.query<{ n: number }>("select current_setting('server_version_num')::int as n");
   // Before PostgreSQL 15 (no security_invoker) 000004 withholds the stats view from applications.
   if (version[0]!.n >= 150000) assert.ok(rows.some((row) => row.view === "webhooks.webhook_stats"));
   for (const row of rows) {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { asTenant, LoginRoles, type LoginRole } from "./roles.js";
+import { test } from "node:test";
+import { createWebhook } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
+import { asTenant } from "./roles.js";
 
 // Applications share pooled connections between organizations. The organization is a
 // transaction-local setting, so the next transaction on a connection starts with none: it never
@@ -10,35 +10,23 @@ import { asTenant, LoginRoles, type LoginRole } from "./roles.js";
 
 const TRANSACTIONS = 1000;
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let app: LoginRole;
-let orgA: string;
-let orgB: string;
+const h = useHarness({ app: { poolSize: 2 }, twoOrganizations: true });
 /** organization → the ids of its contacts and webhooks. */
 const owned = new Map<string, string[]>();
 
-before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app", { poolSize: 2 });
-  orgA = await createOrganization(db.pool, "A");
-  orgB = await createOrganization(db.pool, "B");
-  for (const org of [orgA, orgB]) {
+h.before(async () => {
+  for (const org of [h.orgA, h.orgB]) {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
-      const { rows } = await db.pool.query<{ id: string }>(
+      const { rows } = await h.db.pool.query<{ id: string }>(
         "insert into contacts (organization_id, first_name) values ($1, $2) returning id",
         [org, `c${i}`],
       );
       ids.push(rows[0]!.id);
     }
-    ids.push((await createWebhook(db.pool, { organizationId: org, url: "https://example.com/hook" })).id);
+    ids.push((await createWebhook(h.db.pool, { organizationId: org, url: "https://example.com/hook" })).id);
     owned.set(org, ids.sort());
   }
-});
-after(async () => {
-  await roles?.dropAll();
 });
 
 interface Seen {
@@ -49,7 +37,7 @@ interface Seen {
 
 /** One application transaction: optionally set the organization, read everything it can. */
 async function visit(organization: string | null): Promise<Seen> {
-  return asTenant(app.pool, organization, async (client) => {
+  return asTenant(h.app.pool, organization, async (client) => {
     const { rows } = await client.query<{ backend: number; id: string | null }>(
       `select pg_backend_pid() as backend, t.id
          from (select 1) one
@@ -63,7 +51,7 @@ async function visit(organization: string | null): Promise<Seen> {
 test(`${TRANSACTIONS} alternating-organization transactions over a 2-connection pool each see only their own organization`, async () => {
   // Queued all at once: the pool hands each of its two connections from one organization to the other.
   const results = await Promise.all(
-    Array.from({ length: TRANSACTIONS }, (_, i) => visit(i % 2 === 0 ? orgA : orgB)),
+    Array.from({ length: TRANSACTIONS }, (_, i) => visit(i % 2 === 0 ? h.orgA : h.orgB)),
   );
   for (const result of results) {
     assert.deepEqual(result.ids, owned.get(result.organization!), "exactly the organization's own rows");
@@ -78,7 +66,7 @@ test(`${TRANSACTIONS} alternating-organization transactions over a 2-connection 
 
 test("a transaction without a setting, on a connection just used by an organization, sees nothing", async () => {
   // A, none, B, none, …: every unset transaction follows some organization's on a reused connection.
-  const plan = Array.from({ length: 400 }, (_, i) => (i % 2 === 1 ? null : i % 4 === 0 ? orgA : orgB));
+  const plan = Array.from({ length: 400 }, (_, i) => (i % 2 === 1 ? null : i % 4 === 0 ? h.orgA : h.orgB));
   const results = await Promise.all(plan.map((organization) => visit(organization)));
   for (const result of results) {
     assert.deepEqual(result.ids, result.organization ? owned.get(result.organization) : [], `organization ${result.organization}`);
@@ -87,10 +75,10 @@ test("a transaction without a setting, on a connection just used by an organizat
 });
 
 test("a rolled-back transaction's organization does not survive it either", async () => {
-  const client = await app.pool.connect();
+  const client = await h.app.pool.connect();
   try {
     await client.query("begin");
-    await client.query("select set_config('app.organization_id', $1, true)", [orgA]);
+    await client.query("select set_config('app.organization_id', $1, true)", [h.orgA]);
     await assert.rejects(client.query("select 1 / 0"));
     await client.query("rollback");
     const { rows } = await client.query<{ setting: string | null; n: number }>(

@@ -2,8 +2,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { createPool, withTransaction, type Pool, type PoolClient } from "../../src/db/pool.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization } from "../support/fixtures.js";
+import type { TestDatabase } from "../support/database.js";
 
 /**
  * Tenancy tests log in as the migrations' roles, never as a superuser (which bypasses RLS).
@@ -80,24 +79,4 @@ async function assertRefused(promise: Promise<unknown>, message: RegExp, what: s
     assert.match(error.message, message, what);
     return true;
   }, what);
-}
-
-/** The common stage of tenancy tests: a fresh database, an app and a dispatcher login, two organizations. */
-export interface TwoTenants {
-  db: TestDatabase;
-  roles: LoginRoles;
-  app: LoginRole;
-  dispatcher: LoginRole;
-  orgA: string;
-  orgB: string;
-}
-
-export async function twoTenants(): Promise<TwoTenants> {
-  const db = await createTestDatabase();
-  const roles = new LoginRoles(db);
-  const app = await roles.create("webhooks_app");
-  const dispatcher = await roles.create("webhooks_dispatcher");
-  const orgA = await createOrganization(db.pool, "A");
-  const orgB = await createOrganization(db.pool, "B");
-  return { db, roles, app, dispatcher, orgA, orgB };
 }

@@ -1,21 +1,17 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type pg from "pg";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { createOrganization } from "../support/fixtures.js";
-import { asTenant, assertPermissionDenied, LoginRoles, type LoginRole } from "./roles.js";
+import { useHarness } from "../support/harness.js";
+import { asTenant, assertPermissionDenied, type LoginRole } from "./roles.js";
 
 // A low-privilege application user who may create objects in public (the default before
 // PostgreSQL 15) plants look-alikes of what the capture trigger uses, in public and pg_temp, and
 // puts them first on its search_path. The trigger runs with its own pinned search_path, so it
 // captures exactly as before, for that user and for everyone else.
 
-let db: TestDatabase;
-let roles: LoginRoles;
+const h = useHarness({ twoOrganizations: true });
 let attacker: LoginRole;
 let innocent: LoginRole;
-let orgA: string;
-let orgB: string;
 /** The attacker's one session: temporary objects live only there. */
 let session: pg.PoolClient;
 
@@ -46,25 +42,18 @@ const LOOK_ALIKES = `
   set search_path = pg_temp, public, pg_catalog;
 `;
 
-before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  attacker = await roles.create("webhooks_app", { poolSize: 1 });
-  innocent = await roles.create("webhooks_app", { poolSize: 1 });
-  await db.pool.query(`grant create on schema public to ${attacker.name}`);
-  orgA = await createOrganization(db.pool, "A");
-  orgB = await createOrganization(db.pool, "B");
+h.before(async () => {
+  attacker = await h.roles.create("webhooks_app", { poolSize: 1 });
+  innocent = await h.roles.create("webhooks_app", { poolSize: 1 });
+  await h.db.pool.query(`grant create on schema public to ${attacker.name}`);
   session = await attacker.pool.connect();
+  h.defer(async () => session.release());
   await session.query(LOOK_ALIKES);
-});
-after(async () => {
-  session?.release();
-  await roles?.dropAll();
 });
 
 /** What capture put in the real outbox for one row, as the superuser sees it. */
 async function captured(rowId: string): Promise<{ organization_id: string; event_type: string; data: Record<string, unknown> }[]> {
-  const { rows } = await db.pool.query(
+  const { rows } = await h.db.pool.query(
     "select organization_id, event_type, data from webhooks.outbox where data->>'id' = $1 order by id",
     [rowId],
   );
@@ -83,18 +72,18 @@ test("the look-alikes are live in the attacker's session: an unpinned trigger wo
 
 test("the attacker's own inserts and updates are captured exactly, into the real outbox", async () => {
   await session.query("begin");
-  await session.query("select set_config('app.organization_id', $1, true)", [orgA]);
+  await session.query("select set_config('app.organization_id', $1, true)", [h.orgA]);
   const { rows } = await session.query<{ id: string }>(
     "insert into contacts (organization_id, first_name, email) values ($1, 'Mallory', 'm@example.com') returning id",
-    [orgA],
+    [h.orgA],
   );
   await session.query("update contacts set first_name = 'Mal' where id = $1", [rows[0]!.id]);
   await session.query("commit");
 
   const events = await captured(rows[0]!.id);
   assert.deepEqual(events.map((event) => [event.organization_id, event.event_type]), [
-    [orgA, "contact.created"],
-    [orgA, "contact.updated"],
+    [h.orgA, "contact.created"],
+    [h.orgA, "contact.updated"],
   ]);
   assert.equal(events[0]!.data.first_name, "Mallory");
   assert.equal(events[0]!.data.email, "m@example.com");
@@ -108,35 +97,35 @@ test("the attacker's own inserts and updates are captured exactly, into the real
 });
 
 test("another application user's writes are captured exactly while the look-alikes exist", async () => {
-  const contactId = await asTenant(innocent.pool, orgB, async (client) => {
+  const contactId = await asTenant(innocent.pool, h.orgB, async (client) => {
     // Its default search_path ("$user", public) reaches the exact-type public.to_jsonb(contacts).
     const probe = await client.query("select to_jsonb(null::public.contacts) as row");
     assert.deepEqual(probe.rows, [{ row: { hijacked: "contacts" } }], "the look-alike is visible to this user");
     const { rows } = await client.query<{ id: string }>(
       "insert into contacts (organization_id, first_name) values ($1, 'Olive') returning id",
-      [orgB],
+      [h.orgB],
     );
     return rows[0]!.id;
   });
   const events = await captured(contactId);
   assert.deepEqual(events.map((event) => [event.organization_id, event.event_type, event.data.first_name]), [
-    [orgB, "contact.created", "Olive"],
+    [h.orgB, "contact.created", "Olive"],
   ]);
 });
 
 test("the validation trigger of webhook configurations is not fooled by a look-alike cardinality()", async () => {
   await session.query("begin");
-  await session.query("select set_config('app.organization_id', $1, true)", [orgA]);
+  await session.query("select set_config('app.organization_id', $1, true)", [h.orgA]);
   try {
     await session.query("savepoint s");
     await assert.rejects(
-      session.query("insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'h', 'https://example.com', '{}')", [orgA]),
+      session.query("insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'h', 'https://example.com', '{}')", [h.orgA]),
       /webhook_configurations\.events must list at least one event type/,
     );
     await session.query("rollback to savepoint s");
     const { rowCount } = await session.query(
       "insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'h', 'https://example.com', '{contact.created}')",
-      [orgA],
+      [h.orgA],
     );
     assert.equal(rowCount, 1, "a valid configuration is still accepted");
   } finally {
@@ -152,6 +141,6 @@ test("the attacker cannot attach the owner's capture functions to a table of its
       `attaching ${fn}`,
     );
   }
-  const { rows } = await db.pool.query("select count(*)::int as n from webhooks.outbox where organization_id = $1", [orgB]);
+  const { rows } = await h.db.pool.query("select count(*)::int as n from webhooks.outbox where organization_id = $1", [h.orgB]);
   assert.equal(rows[0].n, 1, "organization B has only Olive's event");
 });

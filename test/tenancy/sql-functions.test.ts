@@ -1,34 +1,25 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import type pg from "pg";
-import type { TestDatabase } from "../support/database.js";
 import { createWebhook } from "../support/fixtures.js";
-import { asTenant, assertPermissionDenied, twoTenants, type LoginRole, type LoginRoles } from "./roles.js";
+import { useHarness } from "../support/harness.js";
+import { asTenant, assertPermissionDenied } from "./roles.js";
 
 // The webhooks functions that run as their owner (SECURITY DEFINER) write the outbox, which the
 // application cannot: the public ones act only within the caller's organization, the private
 // ones cannot be called by an application at all.
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let app: LoginRole;
-let dispatcher: LoginRole;
-let orgA: string;
-let orgB: string;
+const h = useHarness({ app: true, dispatcher: true, twoOrganizations: true });
 let hookA: string;
 let hookB: string;
 
-before(async () => {
-  ({ db, roles, app, dispatcher, orgA, orgB } = await twoTenants());
-  hookA = (await createWebhook(db.pool, { organizationId: orgA, url: "https://a.example.com/hook" })).id;
-  hookB = (await createWebhook(db.pool, { organizationId: orgB, url: "https://b.example.com/hook" })).id;
-});
-after(async () => {
-  await roles?.dropAll();
+h.before(async () => {
+  hookA = (await createWebhook(h.db.pool, { organizationId: h.orgA, url: "https://a.example.com/hook" })).id;
+  hookB = (await createWebhook(h.db.pool, { organizationId: h.orgB, url: "https://b.example.com/hook" })).id;
 });
 
 async function outbox(): Promise<{ organization_id: string; event_type: string; webhook_id: string | null }[]> {
-  const { rows } = await db.pool.query("select organization_id, event_type, webhook_id from webhooks.outbox order by id");
+  const { rows } = await h.db.pool.query("select organization_id, event_type, webhook_id from webhooks.outbox order by id");
   return rows;
 }
 
@@ -49,35 +40,35 @@ test("the application cannot call the private enqueue function or attach capture
     "select webhooks.untrack('public.contacts') where $1::uuid is not null",
   ];
   for (const call of calls) {
-    await assertPermissionDenied(asTenant(app.pool, orgA, (client) => client.query(call, [orgB])), call);
+    await assertPermissionDenied(asTenant(h.app.pool, h.orgA, (client) => client.query(call, [h.orgB])), call);
   }
   assert.deepEqual(await outbox(), [], "no event was enqueued");
-  const { rows } = await db.pool.query("select count(*)::int as n from webhooks.event_types where name like 'person.%'");
+  const { rows } = await h.db.pool.query("select count(*)::int as n from webhooks.event_types where name like 'person.%'");
   assert.equal(rows[0].n, 0, "track registered nothing");
 });
 
 test("webhooks.emit enqueues an event for the caller's own organization", async () => {
-  await db.pool.query("delete from webhooks.outbox");
-  const id = await asTenant(app.pool, orgA, async (client) => {
+  await h.db.pool.query("delete from webhooks.outbox");
+  const id = await asTenant(h.app.pool, h.orgA, async (client) => {
     const { rows } = await client.query<{ id: string }>(
       "select webhooks.emit($1, 'zoom.recording.completed', '{\"recording\": 1}') as id",
-      [orgA],
+      [h.orgA],
     );
     return rows[0]!.id;
   });
   assert.match(id, /^[0-9a-f-]{36}$/);
-  assert.deepEqual(await outbox(), [{ organization_id: orgA, event_type: "zoom.recording.completed", webhook_id: null }]);
+  assert.deepEqual(await outbox(), [{ organization_id: h.orgA, event_type: "zoom.recording.completed", webhook_id: null }]);
 });
 
 test("webhooks.emit refuses another organization's id and refuses a caller with no organization set", async () => {
-  await db.pool.query("delete from webhooks.outbox");
+  await h.db.pool.query("delete from webhooks.outbox");
   await assertTenantRefused(
-    asTenant(app.pool, orgA, (client) => client.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [orgB])),
+    asTenant(h.app.pool, h.orgA, (client) => client.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [h.orgB])),
     /is not the organization of this transaction/,
   );
   for (const setting of [null, ""]) {
     await assertTenantRefused(
-      asTenant(app.pool, setting, (client) => client.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [orgA])),
+      asTenant(h.app.pool, setting, (client) => client.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [h.orgA])),
       /no organization set for this transaction/,
     );
   }
@@ -85,20 +76,20 @@ test("webhooks.emit refuses another organization's id and refuses a caller with 
 });
 
 test("webhooks.send_test enqueues a test event for the caller's own webhook", async () => {
-  await db.pool.query("delete from webhooks.outbox");
-  await asTenant(app.pool, orgA, (client) => client.query("select webhooks.send_test($1)", [hookA]));
-  assert.deepEqual(await outbox(), [{ organization_id: orgA, event_type: "webhook.test", webhook_id: hookA }]);
+  await h.db.pool.query("delete from webhooks.outbox");
+  await asTenant(h.app.pool, h.orgA, (client) => client.query("select webhooks.send_test($1)", [hookA]));
+  assert.deepEqual(await outbox(), [{ organization_id: h.orgA, event_type: "webhook.test", webhook_id: hookA }]);
 });
 
 test("webhooks.send_test refuses another organization's webhook and refuses a caller with no organization set", async () => {
-  await db.pool.query("delete from webhooks.outbox");
+  await h.db.pool.query("delete from webhooks.outbox");
   // Another organization's webhook is answered exactly like one that does not exist.
-  const foreign = await asTenant(app.pool, orgA, (client) => client.query("select webhooks.send_test($1)", [hookB])).then(
+  const foreign = await asTenant(h.app.pool, h.orgA, (client) => client.query("select webhooks.send_test($1)", [hookB])).then(
     () => assert.fail("send_test of another organization's webhook succeeded"),
     (error: { code?: string; message: string }) => error,
   );
   const missingId = "00000000-0000-4000-8000-000000000000";
-  const missing = await asTenant(app.pool, orgA, (client) => client.query("select webhooks.send_test($1)", [missingId])).then(
+  const missing = await asTenant(h.app.pool, h.orgA, (client) => client.query("select webhooks.send_test($1)", [missingId])).then(
     () => assert.fail("send_test of a missing webhook succeeded"),
     (error: { code?: string; message: string }) => error,
   );
@@ -107,7 +98,7 @@ test("webhooks.send_test refuses another organization's webhook and refuses a ca
   assert.equal(foreign.message.replace(hookB, "<id>"), missing.message.replace(missingId, "<id>"));
   for (const setting of [null, ""]) {
     await assertTenantRefused(
-      asTenant(app.pool, setting, (client) => client.query("select webhooks.send_test($1)", [hookA])),
+      asTenant(h.app.pool, setting, (client) => client.query("select webhooks.send_test($1)", [hookA])),
       /no organization set for this transaction/,
     );
   }
@@ -115,11 +106,11 @@ test("webhooks.send_test refuses another organization's webhook and refuses a ca
 });
 
 test("the dispatcher (the daemon and its CLI) may emit and send tests for any organization without a setting", async () => {
-  await db.pool.query("delete from webhooks.outbox");
-  await dispatcher.pool.query("select webhooks.send_test($1)", [hookB]);
-  await dispatcher.pool.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [orgA]);
+  await h.db.pool.query("delete from webhooks.outbox");
+  await h.dispatcher.pool.query("select webhooks.send_test($1)", [hookB]);
+  await h.dispatcher.pool.query("select webhooks.emit($1, 'zoom.recording.completed', '{}')", [h.orgA]);
   assert.deepEqual(await outbox(), [
-    { organization_id: orgB, event_type: "webhook.test", webhook_id: hookB },
-    { organization_id: orgA, event_type: "zoom.recording.completed", webhook_id: null },
+    { organization_id: h.orgB, event_type: "webhook.test", webhook_id: hookB },
+    { organization_id: h.orgA, event_type: "zoom.recording.completed", webhook_id: null },
   ]);
 });

@@ -1,38 +1,17 @@
 import assert from "node:assert/strict";
-import { after, before, test } from "node:test";
+import { test } from "node:test";
 import { Webhook } from "standardwebhooks";
-import type { Daemon } from "../../src/daemon.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import type { ReceivedRequest } from "../support/receiver.js";
-import { startReceiver, type Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
-import { asTenant, LoginRoles, type LoginRole } from "./roles.js";
+import { asTenant } from "./roles.js";
 
 // Two organizations, each configuring a webhook on the same receiver URL through the application
 // role, each writing contacts: each endpoint gets only its own organization's events, and each
 // organization reads only its own attempt logs. The daemon runs as a webhooks_dispatcher member.
 
-let db: TestDatabase;
-let roles: LoginRoles;
-let app: LoginRole;
-let daemon: Daemon;
-let receiver: Receiver;
-
-before(async () => {
-  db = await createTestDatabase();
-  roles = new LoginRoles(db);
-  app = await roles.create("webhooks_app");
-  const dispatcher = await roles.create("webhooks_dispatcher");
-  receiver = await startReceiver();
-  daemon = await startTestDaemon(dispatcher.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await receiver?.close();
-  await roles?.dropAll();
-});
+const h = useHarness({ app: true, receiver: true, daemon: { as: "dispatcher" } });
 
 interface Tenant {
   org: string;
@@ -42,18 +21,18 @@ interface Tenant {
 
 /** As the application: configure a webhook and write contacts for one organization. */
 async function setUp(name: string, contacts: string[]): Promise<Tenant> {
-  const org = await createOrganization(db.pool, name);
-  const hook = await asTenant(app.pool, org, async (client) => {
+  const org = await createOrganization(h.db.pool, name);
+  const hook = await asTenant(h.app.pool, org, async (client) => {
     const { rows } = await client.query<{ id: string; secret: string }>(
       `insert into webhooks.webhook_configurations (organization_id, name, url, events)
        values ($1, $2, $3, '{contact.created}') returning id, secret`,
-      [org, `${name} hook`, receiver.url],
+      [org, `${name} hook`, h.receiver.url],
     );
     return rows[0]!;
   });
   const ids: string[] = [];
   for (const firstName of contacts) {
-    await asTenant(app.pool, org, async (client) => {
+    await asTenant(h.app.pool, org, async (client) => {
       const { rows } = await client.query<{ id: string }>(
         "insert into contacts (organization_id, first_name) values ($1, $2) returning id",
         [org, firstName],
@@ -81,23 +60,23 @@ test("two organizations with webhooks on the same receiver each get only their o
   const a = await setUp("A", ["Ada", "Alan", "Anita"]);
   const b = await setUp("B", ["Bea", "Bob"]);
 
-  await waitFor("five deliveries", () => receiver.requests.length >= 5);
+  await waitFor("five deliveries", () => h.receiver.requests.length >= 5);
   for (const [tenant, other] of [[a, b], [b, a]] as const) {
-    const mine = receiver.requests.filter((request) => verifiedWith(tenant.hook.secret, request));
+    const mine = h.receiver.requests.filter((request) => verifiedWith(tenant.hook.secret, request));
     const payloads = mine.map((request) => verifiedWith(tenant.hook.secret, request)!);
     assert.deepEqual(payloads.map((p) => p.data.id).sort(), tenant.contacts, "exactly the organization's own contacts");
     assert.ok(payloads.every((p) => p.organization_id === tenant.org && p.data.organization_id === tenant.org));
     assert.ok(mine.every((request) => !verifiedWith(other.hook.secret, request)), "nothing signed for the other endpoint");
   }
-  assert.equal(receiver.requests.length, 5, "no request beyond the five contacts");
+  assert.equal(h.receiver.requests.length, 5, "no request beyond the five contacts");
 
   const allLogs = await waitFor("five logged attempts", async () => {
-    const { rows } = await db.pool.query("select 1 from webhooks.webhook_logs where success");
+    const { rows } = await h.db.pool.query("select 1 from webhooks.webhook_logs where success");
     return rows.length === 5 ? rows : undefined;
   });
   assert.equal(allLogs.length, 5);
   for (const tenant of [a, b]) {
-    const seen = await asTenant(app.pool, tenant.org, async (client) => {
+    const seen = await asTenant(h.app.pool, tenant.org, async (client) => {
       const { rows: logs } = await client.query<{ organization_id: string; webhook_id: string; body: string }>(
         "select organization_id, webhook_id, request_body as body from webhooks.webhook_logs",
       );
