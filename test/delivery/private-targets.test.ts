@@ -4,9 +4,9 @@ import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
 import type { Daemon } from "../../src/daemon.js";
 import { HttpSender } from "../../src/delivery/send.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { startTestDaemon } from "../support/daemon.js";
 import { createOrganization, createWebhook, logs } from "../support/fixtures.js";
+import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
 /** A receiver on every loopback address (dual-stack `::`, else 127.0.0.1) that counts what reaches it. */
@@ -37,23 +37,19 @@ async function startCanary(): Promise<Canary> {
   };
 }
 
-let db: TestDatabase;
+const h = useHarness();
 let canary: Canary;
 
-before(async () => {
-  db = await createTestDatabase();
+h.before(async () => {
   canary = await startCanary();
-});
-after(async () => {
-  await canary?.close();
-  await db?.drop();
+  h.defer(() => canary.close());
 });
 
 /** Inserts one contact (every `*` webhook gets a delivery) and waits until every delivery has ended. */
 async function deliverOneEvent(org: string, count: number) {
-  await db.pool.query("insert into contacts (organization_id, first_name, email) values ($1, 'Eve', 'eve@example.com')", [org]);
+  await h.db.pool.query("insert into contacts (organization_id, first_name, email) values ($1, 'Eve', 'eve@example.com')", [org]);
   return waitFor(`${count} deliveries to end`, async () => {
-    const { rows } = await db.pool.query<{ webhook_id: string; state: string; attempts: number; last_error: string | null }>(
+    const { rows } = await h.db.pool.query<{ webhook_id: string; state: string; attempts: number; last_error: string | null }>(
       "select webhook_id, state, attempts, last_error from webhooks.deliveries where organization_id = $1",
       [org],
     );
@@ -64,7 +60,7 @@ async function deliverOneEvent(org: string, count: number) {
 describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () => {
   let daemon: Daemon;
   before(async () => {
-    daemon = await startTestDaemon(db.url, { WEBHOOKS_ALLOW_PRIVATE_TARGETS: "false", WEBHOOKS_ALLOW_HTTP: "true" });
+    daemon = await startTestDaemon(h.db.url, { WEBHOOKS_ALLOW_PRIVATE_TARGETS: "false", WEBHOOKS_ALLOW_HTTP: "true" });
   });
   after(async () => {
     await daemon?.stop();
@@ -97,10 +93,10 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () =>
   });
 
   test("no spelling of loopback receives a request: each delivery is dead after one refused attempt, logged with the reason", async () => {
-    const org = await createOrganization(db.pool, "Guarded");
+    const org = await createOrganization(h.db.pool, "Guarded");
     const hooks = new Map<string, string>();
     for (const url of spellings(canary.port)) {
-      const hook = await createWebhook(db.pool, { organizationId: org, url, max_retries: 10 });
+      const hook = await createWebhook(h.db.pool, { organizationId: org, url, max_retries: 10 });
       hooks.set(hook.id, url);
     }
     const deliveries = await deliverOneEvent(org, hooks.size);
@@ -112,7 +108,7 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () =>
       assert.equal(delivery.attempts, 1, `${url} was retried`);
       assert.match(delivery.last_error!, /^refused: .*(loopback|IPv4-mapped form of 127\.0\.0\.1).*\(WEBHOOKS_ALLOW_PRIVATE_TARGETS=false\)$/, url);
     }
-    const rows = (await logs(db.pool)).filter((row) => row.organization_id === org);
+    const rows = (await logs(h.db.pool)).filter((row) => row.organization_id === org);
     assert.equal(rows.length, hooks.size, "one log row per delivery");
     for (const row of rows) {
       assert.equal(row.success, false);
@@ -129,9 +125,9 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () =>
   });
 
   test("metadata and private addresses are refused the same way", async () => {
-    const org = await createOrganization(db.pool, "Metadata");
+    const org = await createOrganization(h.db.pool, "Metadata");
     for (const url of ["http://169.254.169.254/latest/meta-data/", "http://[fd00:ec2::254]/", "http://10.0.0.1/", "http://100.100.100.200/"]) {
-      await createWebhook(db.pool, { organizationId: org, url, max_retries: 10 });
+      await createWebhook(h.db.pool, { organizationId: org, url, max_retries: 10 });
     }
     const deliveries = await deliverOneEvent(org, 4);
     for (const delivery of deliveries) {
@@ -142,9 +138,9 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () =>
   });
 
   test("a URL with credentials is refused by the configuration itself", async () => {
-    const org = await createOrganization(db.pool, "Credentials");
+    const org = await createOrganization(h.db.pool, "Credentials");
     await assert.rejects(
-      createWebhook(db.pool, { organizationId: org, url: `http://user@127.0.0.1:${canary.port}/` }),
+      createWebhook(h.db.pool, { organizationId: org, url: `http://user@127.0.0.1:${canary.port}/` }),
       /credentials/,
     );
     assert.deepEqual(canary.hits, []);
@@ -154,16 +150,16 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=true", () =>
 describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=false", () => {
   let daemon: Daemon;
   before(async () => {
-    daemon = await startTestDaemon(db.url, { WEBHOOKS_ALLOW_PRIVATE_TARGETS: "false", WEBHOOKS_ALLOW_HTTP: "false" });
+    daemon = await startTestDaemon(h.db.url, { WEBHOOKS_ALLOW_PRIVATE_TARGETS: "false", WEBHOOKS_ALLOW_HTTP: "false" });
   });
   after(async () => {
     await daemon?.stop();
   });
 
   test("plain http to a public-looking host is refused as plain http, and https to loopback as loopback", async () => {
-    const org = await createOrganization(db.pool, "HttpsOnly");
-    const plain = await createWebhook(db.pool, { organizationId: org, url: "http://hooks.example.com/crm", max_retries: 10 });
-    const loopback = await createWebhook(db.pool, { organizationId: org, url: `https://127.0.0.1:${canary.port}/`, max_retries: 10 });
+    const org = await createOrganization(h.db.pool, "HttpsOnly");
+    const plain = await createWebhook(h.db.pool, { organizationId: org, url: "http://hooks.example.com/crm", max_retries: 10 });
+    const loopback = await createWebhook(h.db.pool, { organizationId: org, url: `https://127.0.0.1:${canary.port}/`, max_retries: 10 });
     const deliveries = await deliverOneEvent(org, 2);
 
     const byHook = new Map(deliveries.map((delivery) => [delivery.webhook_id, delivery]));
@@ -172,7 +168,7 @@ describe("WEBHOOKS_ALLOW_PRIVATE_TARGETS=false, WEBHOOKS_ALLOW_HTTP=false", () =
     assert.equal(byHook.get(plain.id)!.last_error, "refused: plain http:// target; only https:// is delivered to (WEBHOOKS_ALLOW_HTTP=false)");
     assert.equal(byHook.get(loopback.id)!.state, "dead");
     assert.equal(byHook.get(loopback.id)!.last_error, "refused: 127.0.0.1 is a loopback address (WEBHOOKS_ALLOW_PRIVATE_TARGETS=false)");
-    const rows = (await logs(db.pool)).filter((row) => row.organization_id === org);
+    const rows = (await logs(h.db.pool)).filter((row) => row.organization_id === org);
     assert.equal(rows.length, 2);
     assert.ok(rows.every((row) => !row.success && row.error!.startsWith("refused: ")));
     assert.deepEqual(canary.hits, []);

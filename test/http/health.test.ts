@@ -1,24 +1,12 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
-import { after, before, test } from "node:test";
-import type { Daemon } from "../../src/daemon.js";
+import { test } from "node:test";
 import { startHttpServer } from "../../src/http/server.js";
 import { createLogger } from "../../src/logger.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { startTestDaemon } from "../support/daemon.js";
+import { useHarness } from "../support/harness.js";
 
-let db: TestDatabase;
-let daemon: Daemon;
-const base = () => `http://127.0.0.1:${(daemon.server.address() as AddressInfo).port}`;
-
-before(async () => {
-  db = await createTestDatabase();
-  daemon = await startTestDaemon(db.url);
-});
-after(async () => {
-  await daemon?.stop();
-  await db?.drop();
-});
+const h = useHarness({ daemon: true });
+const base = () => `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
 
 test("/healthz answers 200 once the daemon runs", async () => {
   const response = await fetch(`${base()}/healthz`);
@@ -37,7 +25,7 @@ test("/healthz answers 503 while the daemon is not ready", async () => {
 });
 
 test("/metrics exposes the outbox backlog and deliveries by state in Prometheus text", async () => {
-  await db.pool.query("insert into webhooks.outbox (organization_id, event_type, data) values (gen_random_uuid(), 'contact.created', '{}')");
+  await h.db.pool.query("insert into webhooks.outbox (organization_id, event_type, data) values (gen_random_uuid(), 'contact.created', '{}')");
   const response = await fetch(`${base()}/metrics`);
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
