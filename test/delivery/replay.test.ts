@@ -1,9 +1,6 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import path from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
-import { packageRoot } from "../../src/package-info.js";
+import { runCli } from "../support/cli.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import type { Receiver } from "../support/receiver.js";
@@ -47,13 +44,7 @@ async function attemptsLogged(deliveryId: string): Promise<{ attempt: number; su
   return rows;
 }
 
-const execFileAsync = promisify(execFile);
-async function cli(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: h.db.url, LOG_LEVEL: "error" },
-  });
-  return stdout;
-}
+const cli = (...args: string[]) => runCli(h.db.url, ...args);
 
 test("a replayed dead delivery gets fresh retries, continues its attempt numbers, and succeeds once the receiver recovers", async () => {
   const org = await createOrganization(h.db.pool);

@@ -1,10 +1,7 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
 import type { AddressInfo } from "node:net";
-import path from "node:path";
 import { test } from "node:test";
-import { promisify } from "node:util";
-import { packageRoot } from "../../src/package-info.js";
+import { runCli } from "../support/cli.js";
 import { createOrganization } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
@@ -16,13 +13,7 @@ import { createIntegration } from "./support.js";
 
 const h = useHarness({ daemon: { as: "dispatcher" } });
 
-const execFileAsync = promisify(execFile);
-async function cli(...args: string[]): Promise<string> {
-  const { stdout } = await execFileAsync(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), ...args], {
-    env: { PATH: process.env.PATH, DATABASE_URL: h.db.url, LOG_LEVEL: "error" },
-  });
-  return stdout;
-}
+const cli = (...args: string[]) => runCli(h.db.url, ...args);
 
 test("as webhooks_dispatcher the daemon accepts a signed lead, refuses a bad one, and processes the lead", async () => {
   const org = await createOrganization(h.db.pool, "Dispatcher intake");
