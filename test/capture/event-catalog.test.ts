@@ -6,14 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { createOrganization } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
-
-interface OutboxRow {
-  event_type: string;
-  organization_id: string;
-  data: Record<string, unknown>;
-  old_data: Record<string, unknown> | null;
-  webhook_id: string | null;
-}
+import { outboxRowsAdded } from "./outbox.js";
 
 const h = useHarness();
 let org: string;
@@ -24,16 +17,7 @@ h.before(async () => {
   org = await createOrganization(h.db.pool);
 });
 
-/** The outbox rows that `write` added, in capture order. */
-async function captured(write: () => Promise<unknown>): Promise<OutboxRow[]> {
-  const { rows: [mark] } = await h.db.pool.query<{ last: number }>("select coalesce(max(id), 0) as last from webhooks.outbox");
-  await write();
-  const { rows } = await h.db.pool.query<OutboxRow>(
-    "select event_type, organization_id, data, old_data, webhook_id from webhooks.outbox where id > $1 order by id",
-    [mark!.last],
-  );
-  return rows;
-}
+const captured = (write: () => Promise<unknown>) => outboxRowsAdded(h.db.pool, write);
 
 async function types(write: () => Promise<unknown>): Promise<string[]> {
   return (await captured(write)).map((row) => row.event_type);
