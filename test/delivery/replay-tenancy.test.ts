@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { test } from "node:test";
 import type pg from "pg";
-import { createWebhook } from "../support/fixtures.js";
+import { createEvent, createWebhook } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { asTenant } from "../tenancy/roles.js";
 
@@ -24,11 +23,7 @@ h.before(async () => {
 
 /** A delivery that has died after 3 attempts, as the daemon leaves it. */
 async function deadDelivery(org: string, webhookId: string): Promise<string> {
-  const eventId = `evt_${randomUUID().replace(/-/g, "")}`;
-  await h.db.pool.query(
-    `insert into webhooks.events (id, organization_id, event_type, body, occurred_at) values ($1, $2, 'contact.created', '{}', now())`,
-    [eventId, org],
-  );
+  const eventId = await createEvent(h.db.pool, org);
   const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into webhooks.deliveries (organization_id, event_id, webhook_id, state, attempts, last_status, last_error, completed_at)
      values ($1, $2, $3, 'dead', 3, 500, 'HTTP 500', now()) returning id`,

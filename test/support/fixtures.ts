@@ -1,8 +1,19 @@
+import { randomUUID } from "node:crypto";
 import type { Pool } from "../../src/db/pool.js";
 
 export async function createOrganization(pool: Pool, name = "Acme"): Promise<string> {
   const { rows } = await pool.query<{ id: string }>("insert into organizations (name) values ($1) returning id", [name]);
   return rows[0]!.id;
+}
+
+/** A contact.created event row as the daemon writes it (superuser seeding, no capture involved); returns its id. */
+export async function createEvent(pool: Pool, organizationId: string): Promise<string> {
+  const eventId = `evt_${randomUUID().replace(/-/g, "")}`;
+  await pool.query(
+    `insert into webhooks.events (id, organization_id, event_type, body, occurred_at) values ($1, $2, 'contact.created', '{}', now())`,
+    [eventId, organizationId],
+  );
+  return eventId;
 }
 
 export interface WebhookRow {

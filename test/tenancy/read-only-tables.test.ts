@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { describe, test } from "node:test";
-import { createWebhook } from "../support/fixtures.js";
+import { createEvent, createWebhook } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { asTenant, assertPermissionDenied } from "./roles.js";
 
@@ -14,11 +13,7 @@ const webhooks: Record<"a" | "b", string> = { a: "", b: "" };
 
 /** Superuser seeding of one event, its delivery and one attempt for `org`, as the daemon would write them. */
 async function seedDelivery(org: string, webhookId: string): Promise<void> {
-  const eventId = `evt_${randomUUID().replace(/-/g, "")}`;
-  await h.db.pool.query(
-    `insert into webhooks.events (id, organization_id, event_type, body, occurred_at) values ($1, $2, 'contact.created', '{}', now())`,
-    [eventId, org],
-  );
+  const eventId = await createEvent(h.db.pool, org);
   const { rows } = await h.db.pool.query<{ id: string }>(
     `insert into webhooks.deliveries (organization_id, event_id, webhook_id, state, attempts) values ($1, $2, $3, 'failed', 1) returning id`,
     [org, eventId, webhookId],
