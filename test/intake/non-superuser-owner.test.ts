@@ -7,7 +7,7 @@ import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/logger.js";
 import { databaseUrl } from "../support/database.js";
 import { createOrganization } from "../support/fixtures.js";
-import { LoginRoles } from "../tenancy/roles.js";
+import { LoginRoles } from "../support/login-roles.js";
 import { acceptLead, createIntegration, processLead } from "./support.js";
 
 // The intake functions run as their owner. When the owner is not a superuser the RLS it forced

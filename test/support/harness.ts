@@ -1,9 +1,9 @@
 import { after, before as beforeAll } from "node:test";
 import type { Daemon } from "../../src/daemon.js";
-import { LoginRoles, type LoginRole } from "../tenancy/roles.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 import { spawnDaemon, startTestDaemon, type DaemonProcess } from "./daemon.js";
 import { createOrganization } from "./fixtures.js";
+import { LoginRoles, type LoginRole } from "./login-roles.js";
 import { startReceiver, type Receiver, type Responder } from "./receiver.js";
 
 /** Environment overrides for a daemon, on top of `testEnvironment`. */

@@ -7,7 +7,8 @@ import { migrate } from "../../src/db/migrate.js";
 import { createLogger } from "../../src/logger.js";
 import { databaseUrl, type TestDatabase } from "../support/database.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
-import { asTenant, LoginRoles } from "./roles.js";
+import { LoginRoles } from "../support/login-roles.js";
+import { asTenant } from "./roles.js";
 
 // webhooks_app and webhooks_dispatcher are cluster-wide: every database on a server migrates
 // against the same two roles. And the migrations need no superuser: a database owner can run

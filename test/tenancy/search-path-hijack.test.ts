@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type pg from "pg";
 import { useHarness } from "../support/harness.js";
-import { asTenant, assertPermissionDenied, type LoginRole } from "./roles.js";
+import type { LoginRole } from "../support/login-roles.js";
+import { asTenant, assertPermissionDenied } from "./roles.js";
 
 // A low-privilege application user who may create objects in public (the default before
 // PostgreSQL 15) plants look-alikes of what the capture trigger uses, in public and pg_temp, and
