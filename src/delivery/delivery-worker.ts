@@ -79,7 +79,7 @@ export async function startDeliveryWorker(options: {
       logger: new WorkerLogger((scope) => (level, message, meta) => {
         const fields = { ...scope, ...(meta ?? {}) } as Record<string, unknown>;
         if (level === "error") workerLog.error(message, fields);
-        else if (level === "warning") workerLog.warn(message, fields);
+        else if (level === "warning" && !message.startsWith(POOL_SMALLER_THAN_CONCURRENCY)) workerLog.warn(message, fields);
         else workerLog.debug(message, fields);
       }),
       taskList: { [DELIVER_TASK]: task, [PROCESS_LEAD_TASK]: processLead },
@@ -167,6 +167,13 @@ export async function startDeliveryWorker(options: {
     },
   };
 }
+
+/**
+ * graphile-worker warns when the pool has fewer connections than there are workers. With the
+ * local queue a worker holds no connection while it runs a job (jobs are fetched and completed in
+ * batches), so 256 deliveries in flight need a few connections, not 256: logged at debug only.
+ */
+const POOL_SMALLER_THAN_CONCURRENCY = "WARNING: having maxPoolSize";
 
 /** A healthy pool fetches within milliseconds of starting (pollInterval is 1 s). */
 const FIRST_FETCH_DEADLINE_MS = 10_000;
