@@ -172,11 +172,15 @@ export class DeliveryStore {
          insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt,
                 url, request_headers, request_body, response_status, response_headers, response_body, error,
                 duration_ms, success)
+         -- The two header columns travel as one JSON array each (JSON.stringify once per batch, not an
+         -- escaped array literal of JSON texts); ROWS FROM zips every column by position.
          select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt, l.url,
-                l.request_headers, e.body, l.response_status, l.response_headers, l.response_body, l.error,
-                l.duration_ms, l.success
-           from unnest($7::uuid[], $8::uuid[], $9::text[], $10::uuid[], $11::text[], $12::int[], $13::text[],
-                $14::jsonb[], $15::int[], $16::jsonb[], $17::text[], $18::text[], $19::int[], $20::boolean[])
+                l.request_headers, e.body, l.response_status, nullif(l.response_headers, 'null'), l.response_body,
+                l.error, l.duration_ms, l.success
+           from rows from (unnest($7::uuid[]), unnest($8::uuid[]), unnest($9::text[]), unnest($10::uuid[]),
+                unnest($11::text[]), unnest($12::int[]), unnest($13::text[]), jsonb_array_elements($14::jsonb),
+                unnest($15::int[]), jsonb_array_elements($16::jsonb), unnest($17::text[]), unnest($18::text[]),
+                unnest($19::int[]), unnest($20::boolean[]))
              as l(organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers,
                   response_status, response_headers, response_body, error, duration_ms, success)
            left join webhooks.events e on e.id = l.event_id
@@ -239,9 +243,9 @@ export class DeliveryStore {
         column("event_type"),
         column("attempt"),
         column("url"),
-        logs.map((log) => JSON.stringify(log.request_headers)),
+        JSON.stringify(column("request_headers")),
         column("response_status"),
-        logs.map((log) => (log.response_headers === null ? null : JSON.stringify(log.response_headers))),
+        JSON.stringify(column("response_headers")),
         column("response_body"),
         column("error"),
         column("duration_ms"),

@@ -45,6 +45,7 @@ test("a contact insert reaches the endpoint as a signed POST and is logged", asy
   assert.equal(log!.delivery_id, request.headers["x-webhook-delivery-id"]);
   assert.equal(log!.request_headers["webhook-signature"], request.headers["webhook-signature"]);
   assert.equal(JSON.stringify(log!.request_headers).includes(hook.secret), false, "no secret in the log");
+  assert.equal(log!.response_headers?.["content-type"], "text/plain", "the receiver's response headers are logged");
   const { rows: deliveries } = await h.db.pool.query("select state, attempts from webhooks.deliveries");
   assert.deepEqual(deliveries, [{ state: "succeeded", attempts: 1 }]);
 });

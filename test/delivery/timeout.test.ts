@@ -31,6 +31,11 @@ test("an endpoint slower than timeout_seconds fails the attempt after the timeou
     assert.match(String(row.error), /time(d)?[ -]?out/i);
     assert.ok(row.duration_ms >= 900 && row.duration_ms < 2_500, `duration_ms ${row.duration_ms} is about the 1 s timeout, not the 3 s answer`);
   }
+  const { rows: withHeaders } = await h.db.pool.query(
+    "select attempt from webhooks.webhook_logs where webhook_id = $1 and response_headers is not null",
+    [hook.id],
+  );
+  assert.deepEqual(withHeaders, [], "no response, no response_headers: SQL NULL (not a JSON null)");
   assert.equal(h.receiver.requests.length, 2, "the retry reached the endpoint");
   const { rows: deliveries } = await h.db.pool.query("select state, attempts from webhooks.deliveries where webhook_id = $1", [hook.id]);
   assert.deepEqual(deliveries, [{ state: "dead", attempts: 2 }]);

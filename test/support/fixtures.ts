@@ -48,6 +48,7 @@ export interface LogRow {
   request_headers: Record<string, string>;
   request_body: string;
   response_status: number | null;
+  response_headers: Record<string, string> | null;
   response_body: string | null;
   error: string | null;
   duration_ms: number;
