@@ -168,14 +168,17 @@ export class DeliveryStore {
            as r(delivery_id, state, attempt, retry_at, last_error, last_status)
        ), log as (
          -- request_body is the event's stored body: the bytes that were signed and sent, read here
-         -- instead of travelling back from the daemon with every attempt.
+         -- instead of travelling back from the daemon with every attempt. A subquery, not a join: it
+         -- is always one primary-key probe per row, whatever the planner believes about the size of
+         -- events (a table that grows by thousands of rows a second; a stale estimate once made this a
+         -- hash join over all of it, per batch).
          insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt,
                 url, request_headers, request_body, response_status, response_headers, response_body, error,
                 duration_ms, success)
          -- The two header columns travel as one JSON array each (JSON.stringify once per batch, not an
          -- escaped array literal of JSON texts); ROWS FROM zips every column by position.
          select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt, l.url,
-                l.request_headers, e.body, l.response_status, nullif(l.response_headers, 'null'), l.response_body,
+                l.request_headers, (select e.body from webhooks.events e where e.id = l.event_id), l.response_status, nullif(l.response_headers, 'null'), l.response_body,
                 l.error, l.duration_ms, l.success
            from rows from (unnest($7::uuid[]), unnest($8::uuid[]), unnest($9::text[]), unnest($10::uuid[]),
                 unnest($11::text[]), unnest($12::int[]), unnest($13::text[]), jsonb_array_elements($14::jsonb),
@@ -183,7 +186,6 @@ export class DeliveryStore {
                 unnest($19::int[]), unnest($20::boolean[]))
              as l(organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers,
                   response_status, response_headers, response_body, error, duration_ms, success)
-           left join webhooks.events e on e.id = l.event_id
        ), delivery as (
          update webhooks.deliveries d
             set state = input.state,
