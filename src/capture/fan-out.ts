@@ -59,7 +59,10 @@ export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
       name: "pg-webhooks:fan-out",
       text: `with event as (
          insert into webhooks.events (id, organization_id, event_type, body, occurred_at, webhook_id)
-         select * from unnest($1::text[], $2::uuid[], $3::text[], $4::text[], $5::timestamptz[], $6::uuid[])
+         -- The bodies travel as one JSON array of strings (one native JSON.stringify per batch, not
+         -- an escaped array literal of JSON texts); ROWS FROM zips the columns by position.
+         select * from rows from (unnest($1::text[]), unnest($2::uuid[]), unnest($3::text[]),
+                json_array_elements_text($4::json), unnest($5::timestamptz[]), unnest($6::uuid[]))
          returning id, organization_id, event_type, body, webhook_id
        ), delivery as (
          insert into webhooks.deliveries (organization_id, event_id, webhook_id)
@@ -84,7 +87,7 @@ export async function fanOut(pool: Pool, limit: number): Promise<FanOutResult> {
         ids,
         rows.map((row) => row.organization_id),
         rows.map((row) => row.event_type),
-        bodies,
+        JSON.stringify(bodies),
         rows.map((row) => row.occurred_at),
         rows.map((row) => row.webhook_id),
         DELIVER_TASK,
