@@ -25,7 +25,7 @@ export interface Daemon {
 export async function startDaemon(config: Config & { databaseUrl: string }, logger: Logger): Promise<Daemon> {
   let ready = false;
   const pool = createPool(config.databaseUrl, {
-    max: Math.min(50, 8 + Math.ceil(config.concurrency / 8)),
+    max: config.dbPoolSize,
     applicationName: "pg-webhooks",
     logger: logger.scope("db"),
   });

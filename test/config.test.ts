@@ -23,6 +23,15 @@ describe("loadConfig", () => {
     assert.equal(config.allowHttp, false);
     assert.equal(config.databaseUrl, undefined);
     assert.equal(config.logLevel, "info");
+    assert.equal(config.concurrency, 256);
+    assert.equal(config.dbPoolSize, 40);
+  });
+
+  test("the pool size follows WEBHOOKS_CONCURRENCY unless WEBHOOKS_DB_POOL_SIZE sets it", () => {
+    assert.equal(loadConfig({ WEBHOOKS_CONCURRENCY: "64" }).dbPoolSize, 16);
+    assert.equal(loadConfig({ WEBHOOKS_CONCURRENCY: "1000" }).dbPoolSize, 40);
+    assert.equal(loadConfig({ WEBHOOKS_DB_POOL_SIZE: "12" }).dbPoolSize, 12);
+    assert.equal(loadConfig({ WEBHOOKS_DB_POOL_SIZE: "12", WEBHOOKS_CONCURRENCY: "1000" }).dbPoolSize, 12);
   });
 
   test("empty strings count as unset", () => {
@@ -59,6 +68,8 @@ describe("loadConfig", () => {
     ["DATABASE_URL", "mysql://root:hunter2@db.internal/crm"],
     ["LOG_LEVEL", "loud"],
     ["WEBHOOKS_CONCURRENCY", "100000"],
+    ["WEBHOOKS_DB_POOL_SIZE", "1"],
+    ["WEBHOOKS_DB_POOL_SIZE", "lots"],
   ];
   for (const [variable, value] of badValues) {
     test(`${variable}=${value} is refused naming ${variable}, without echoing the value`, () => {
