@@ -178,8 +178,9 @@ export class DeliveryStore {
          -- The two header columns travel as one JSON array each (JSON.stringify once per batch, not an
          -- escaped array literal of JSON texts); ROWS FROM zips every column by position.
          select l.organization_id, l.webhook_id, l.event_id, l.delivery_id, l.event_type, l.attempt, l.url,
-                l.request_headers, (select e.body from webhooks.events e where e.id = l.event_id), l.response_status, nullif(l.response_headers, 'null'), l.response_body,
-                l.error, l.duration_ms, l.success
+                l.request_headers, (select e.body from webhooks.events e where e.id = l.event_id),
+                l.response_status, nullif(l.response_headers, 'null'), l.response_body, l.error, l.duration_ms,
+                l.success
            from rows from (unnest($7::uuid[]), unnest($8::uuid[]), unnest($9::text[]), unnest($10::uuid[]),
                 unnest($11::text[]), unnest($12::int[]), unnest($13::text[]), jsonb_array_elements($14::jsonb),
                 unnest($15::int[]), jsonb_array_elements($16::jsonb), unnest($17::text[]), unnest($18::text[]),

@@ -95,3 +95,10 @@ test("a port with nothing listening is a failed result with the connection error
   assert.equal(result.status, null);
   assert.match(result.error!, /ECONNREFUSED/);
 });
+
+test("a request undici refuses to build (a header value with a line break) is a failed result, not a thrown error", async () => {
+  const result = await sender.send({ url: echoUrl, headers: { "x-bad": "a\nb" }, body: "{}", timeoutMs: 5_000 });
+
+  assert.equal(result.status, null);
+  assert.match(result.error!, /x-bad/);
+});
