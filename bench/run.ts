@@ -119,8 +119,10 @@ async function main() {
   const daemonPort = 18787;
 
   const { rows: [org] } = await pool.query<{ id: string }>("insert into organizations (name) values ('bench') returning id");
-  await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events)
-                    values ($1, 'bench', $2, '{contact.created}')`, [org!.id, `http://127.0.0.1:${receiver.port}/hook`]);
+  // BENCH_MAX_IN_FLIGHT: the endpoint's max_in_flight (default: the column's default).
+  await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events, max_in_flight)
+                    values ($1, 'bench', $2, '{contact.created}', coalesce($3::int, 256))`,
+                   [org!.id, `http://127.0.0.1:${receiver.port}/hook`, process.env.BENCH_MAX_IN_FLIGHT ?? null]);
   // The baseline: the same table (columns, defaults, indexes, foreign key), without capture.
   await pool.query(`create table public.contacts_plain (like public.contacts including all);
                     alter table public.contacts_plain add foreign key (organization_id) references public.organizations (id);`);

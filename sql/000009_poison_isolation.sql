@@ -12,9 +12,13 @@
 --    webhooks.outbox_set_aside with the error, after the daemon has retried the batch without it;
 --    webhooks.release_set_aside(id) puts it back, webhooks.discard_set_aside(id) drops it.
 
+-- The payload functions below are inlined into the fan-out statement, so they set no
+-- search_path (a SET clause prevents inlining; they are neither SECURITY DEFINER nor triggers)
+-- and name their own schema's functions in full.
+
 -- The changed columns of an update, {column: {"old": …, "new": …}}; a missing key counts as null.
 create function webhooks._changes(old_data jsonb, new_data jsonb) returns jsonb
-language sql stable parallel safe set search_path = pg_catalog, pg_temp as $$
+language sql stable parallel safe as $$
   select coalesce(jsonb_object_agg(key, jsonb_build_object('old', coalesce(o.value, 'null'), 'new', coalesce(n.value, 'null'))), '{}')
     from jsonb_each(new_data) n
     full join jsonb_each(old_data) o using (key)
@@ -24,14 +28,14 @@ comment on function webhooks._changes(jsonb, jsonb) is 'Private: the payload''s 
 
 -- The payload's id: evt_ + the capture uuid without dashes, the same on every endpoint and retry.
 create function webhooks._payload_event_id(event_id uuid) returns text
-language sql stable parallel safe set search_path = pg_catalog, pg_temp as $$
+language sql stable parallel safe as $$
   select 'evt_' || replace(event_id::text, '-', '')
 $$;
 comment on function webhooks._payload_event_id(uuid) is 'Private: evt_ + the event uuid''s hex.';
 
 -- The timestamp as JavaScript's toISOString writes it (milliseconds, Z).
 create function webhooks._payload_timestamp(at timestamptz) returns text
-language sql stable parallel safe set search_path = pg_catalog, pg_temp as $$
+language sql stable parallel safe as $$
   select to_char(at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')
 $$;
 comment on function webhooks._payload_timestamp(timestamptz) is 'Private: an ISO 8601 UTC timestamp with milliseconds.';
@@ -41,7 +45,7 @@ comment on function webhooks._payload_timestamp(timestamptz) is 'Private: an ISO
 -- it: every number exactly as stored.
 create function webhooks._event_body(event_id uuid, event_type text, occurred_at timestamptz,
                                      organization_id uuid, data jsonb, old_data jsonb) returns text
-language sql stable parallel safe set search_path = pg_catalog, webhooks, pg_temp as $$
+language sql stable parallel safe as $$
   select '{"id":"' || webhooks._payload_event_id(event_id)
       || '","event":' || to_json(event_type)::text
       || ',"timestamp":"' || webhooks._payload_timestamp(occurred_at)
@@ -56,7 +60,7 @@ comment on function webhooks._event_body(uuid, text, timestamptz, uuid, jsonb, j
 -- The same payload as jsonb, for configurations' filter (payload @> filter).
 create function webhooks._event_payload(event_id uuid, event_type text, occurred_at timestamptz,
                                         organization_id uuid, data jsonb, old_data jsonb) returns jsonb
-language sql stable parallel safe set search_path = pg_catalog, webhooks, pg_temp as $$
+language sql stable parallel safe as $$
   select jsonb_build_object('id', webhooks._payload_event_id(event_id), 'event', event_type,
                             'timestamp', webhooks._payload_timestamp(occurred_at),
                             'organization_id', organization_id, 'data', data)

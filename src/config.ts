@@ -25,7 +25,7 @@ const environmentSchema = z.object({
   PORT: int("PORT", 8787, 0, 65535),
   WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", false),
   WEBHOOKS_ALLOW_HTTP: bool("WEBHOOKS_ALLOW_HTTP", false),
-  WEBHOOKS_CONCURRENCY: int("WEBHOOKS_CONCURRENCY", 256, 1, 1000),
+  WEBHOOKS_CONCURRENCY: int("WEBHOOKS_CONCURRENCY", 1024, 1, 10_000),
   // Unset: derived from WEBHOOKS_CONCURRENCY (defaultPoolSize).
   WEBHOOKS_DB_POOL_SIZE: integer("WEBHOOKS_DB_POOL_SIZE", 2, 200).optional(),
   WEBHOOKS_SWEEP_INTERVAL_MS: int("WEBHOOKS_SWEEP_INTERVAL_MS", 1000, 50, 600_000),
@@ -102,11 +102,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 }
 
 /**
- * Deliveries hold no connection while in flight (jobs are fetched and completed, contexts loaded
- * and attempts recorded in batched statements), but batches of several kinds run side by side:
- * 8 + concurrency / 8, at most 40 (40 at the default 256). Fewer cost the drain bench ~5 %;
- * several daemons on one server may want fewer all the same (WEBHOOKS_DB_POOL_SIZE).
+ * Attempts hold no connection while in flight (deliveries are claimed and attempts recorded in
+ * batched statements, one of each at a time), but several kinds of statement run side by side:
+ * 8 + concurrency / 32, at most 40 (40 at the default 1024). Several daemons on one server may
+ * want fewer all the same (WEBHOOKS_DB_POOL_SIZE).
  */
 export function defaultPoolSize(concurrency: number): number {
-  return Math.min(40, 8 + Math.ceil(concurrency / 8));
+  return Math.min(40, 8 + Math.ceil(concurrency / 32));
 }

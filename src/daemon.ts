@@ -4,11 +4,10 @@ import { createPool, type Pool } from "./db/pool.js";
 import { migrate } from "./db/migrate.js";
 import type { Logger } from "./logger.js";
 import { Dispatcher, defaultDispatcherOptions } from "./capture/dispatcher.js";
-import { DELIVER_TASK } from "./capture/fan-out.js";
-import { PROCESS_LEAD_TASK } from "./intake/process-lead-task.js";
-import { listenForWakeUps, type WakeListener } from "./capture/wake-listener.js";
+import { DELIVERIES_CHANNEL, OUTBOX_CHANNEL, listenForWakeUps, type WakeListener } from "./capture/wake-listener.js";
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
-import { startDeliveryWorker, type DeliveryWorker } from "./delivery/delivery-worker.js";
+import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
+import { Deliverer } from "./delivery/deliverer.js";
 import { startHttpServer } from "./http/server.js";
 import { createIntakeRoutes } from "./intake/intake-route.js";
 
@@ -17,9 +16,13 @@ export interface Daemon {
   pool: Pool;
   server: http.Server;
   dispatcher: Dispatcher;
+  deliverer: Deliverer;
   /** Graceful: stop taking work, finish or release in-flight deliveries, close everything. */
   stop(): Promise<void>;
 }
+
+/** Lead jobs are a few statements each: a handful at once is plenty. */
+const JOB_CONCURRENCY = 8;
 
 /** Migrates, then runs the dispatcher, the delivery workers and the HTTP server against one database. */
 export async function startDaemon(config: Config & { databaseUrl: string }, logger: Logger): Promise<Daemon> {
@@ -39,39 +42,55 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     createIntakeRoutes(pool, logger.scope("intake")),
   );
   let dispatcher: Dispatcher | undefined;
-  let worker: DeliveryWorker | undefined;
+  let worker: JobWorker | undefined;
+  let deliverer: Deliverer | undefined;
   let listener: WakeListener | undefined;
   const registry = new DaemonRegistry(
     pool,
     logger.scope("registry"),
     { heartbeatIntervalMs: config.heartbeatIntervalMs, staleDaemonMs: config.staleDaemonMs },
-    [DELIVER_TASK, PROCESS_LEAD_TASK],
+    JOB_TASKS,
   );
   try {
     await migrate(pool, logger.scope("migrate"));
     await registry.register(null);
-    worker = await startDeliveryWorker({
+    worker = await startJobWorker({
       pool,
-      concurrency: config.concurrency,
+      concurrency: JOB_CONCURRENCY,
       logger,
-      allowPrivateTargets: config.allowPrivateTargets,
-      allowHttp: config.allowHttp,
-      disableAfterFailingHours: config.disableAfterFailingHours,
       // The old pool's locked jobs then belong to no live daemon and are unlocked like a dead one's.
       onNewPool: (workerPoolId) => registry.register(workerPoolId),
     });
     await registry.register(worker.workerPoolId);
     registry.start();
-    dispatcher = new Dispatcher(pool, logger.scope("dispatch"), {
-      ...defaultDispatcherOptions,
-      sweepIntervalMs: config.sweepIntervalMs,
+    const delivering = new Deliverer({
+      pool,
+      daemonId: registry.id,
+      capacity: config.concurrency,
+      logger: logger.scope("deliver"),
+      allowPrivateTargets: config.allowPrivateTargets,
+      allowHttp: config.allowHttp,
+      disableAfterFailingHours: config.disableAfterFailingHours,
     });
-    const wake = dispatcher.wake.bind(dispatcher);
-    listener = await listenForWakeUps(config.databaseUrl, wake, logger.scope("listen"));
+    deliverer = delivering;
+    dispatcher = new Dispatcher(
+      pool,
+      logger.scope("dispatch"),
+      { ...defaultDispatcherOptions, sweepIntervalMs: config.sweepIntervalMs },
+      () => delivering.wake(),
+    );
+    const dispatching = dispatcher;
+    listener = await listenForWakeUps(
+      config.databaseUrl,
+      { [OUTBOX_CHANNEL]: () => dispatching.wake(), [DELIVERIES_CHANNEL]: () => delivering.wake() },
+      logger.scope("listen"),
+    );
+    delivering.start();
     dispatcher.start();
     ready = true;
   } catch (error) {
     await listener?.close().catch(() => undefined);
+    await deliverer?.stop().catch(() => undefined);
     await worker?.stop().catch(() => undefined);
     await registry.stop().catch(() => undefined);
     await new Promise((resolve) => server.close(resolve));
@@ -79,15 +98,18 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     throw error;
   }
   const running = dispatcher;
+  const delivering = deliverer!;
   return {
     id: registry.id,
     pool,
     server,
     dispatcher: running,
+    deliverer: delivering,
     async stop() {
       ready = false;
       await listener?.close().catch(() => undefined);
       await running.stop();
+      await delivering.stop();
       await worker?.stop();
       await registry.stop();
       await new Promise((resolve) => server.close(resolve));

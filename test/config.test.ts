@@ -23,12 +23,12 @@ describe("loadConfig", () => {
     assert.equal(config.allowHttp, false);
     assert.equal(config.databaseUrl, undefined);
     assert.equal(config.logLevel, "info");
-    assert.equal(config.concurrency, 256);
+    assert.equal(config.concurrency, 1024);
     assert.equal(config.dbPoolSize, 40);
   });
 
   test("the pool size follows WEBHOOKS_CONCURRENCY unless WEBHOOKS_DB_POOL_SIZE sets it", () => {
-    assert.equal(loadConfig({ WEBHOOKS_CONCURRENCY: "64" }).dbPoolSize, 16);
+    assert.equal(loadConfig({ WEBHOOKS_CONCURRENCY: "64" }).dbPoolSize, 10);
     assert.equal(loadConfig({ WEBHOOKS_CONCURRENCY: "1000" }).dbPoolSize, 40);
     assert.equal(loadConfig({ WEBHOOKS_DB_POOL_SIZE: "12" }).dbPoolSize, 12);
     assert.equal(loadConfig({ WEBHOOKS_DB_POOL_SIZE: "12", WEBHOOKS_CONCURRENCY: "1000" }).dbPoolSize, 12);

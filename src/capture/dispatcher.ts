@@ -42,6 +42,8 @@ export class Dispatcher {
     private readonly pool: Pool,
     private readonly logger: Logger,
     private readonly options: DispatcherOptions = defaultDispatcherOptions,
+    /** Called after a fan-out created deliveries (the daemon's deliverer claims them at once). */
+    private readonly onDeliveries: () => void = () => undefined,
   ) {}
 
   start(): void {
@@ -150,14 +152,15 @@ export class Dispatcher {
    */
   private async poll(limit: number): Promise<number> {
     if (!this.lastPollFull && !(await outboxHasEvents(this.pool))) return 0;
-    const { events, deliveries } = await fanOut(this.pool, limit);
-    this.lastPollFull = events === limit;
+    const { events, deliveries, setAside } = await fanOut(this.pool, limit, this.logger);
+    this.lastPollFull = events + setAside === limit;
+    if (deliveries > 0) this.onDeliveries();
     if (events > 0) {
       this.stats.events += events;
       this.stats.deliveries += deliveries;
       this.logger.debug("fanned out", { events, deliveries });
     }
-    return events;
+    return events + setAside;
   }
 
   private sleep(ms: number): Promise<void> {

@@ -5,19 +5,21 @@ import type { Logger } from "../logger.js";
 const createSubscriber = pgListen.default;
 
 export const OUTBOX_CHANNEL = "webhooks_outbox";
+/** Deliveries were queued outside a fan-out (webhooks.replay): claimers look at once. */
+export const DELIVERIES_CHANNEL = "webhooks_deliveries";
 
 export interface WakeListener {
   close(): Promise<void>;
 }
 
 /**
- * LISTENs on the outbox channel and calls `onWake` for each NOTIFY and after every reconnect
+ * LISTENs on each channel and calls its handler for each NOTIFY and after every reconnect
  * (a NOTIFY sent while disconnected is lost; the wake-up makes the dispatcher poll at once).
  * Reconnects forever: pg-listen would give up after 3 s by default.
  */
 export async function listenForWakeUps(
   connectionString: string,
-  onWake: () => void,
+  handlers: Record<string, () => void>,
   logger: Logger,
 ): Promise<WakeListener> {
   const subscriber = createSubscriber(
@@ -30,11 +32,12 @@ export async function listenForWakeUps(
       parse: (payload: string) => payload,
     },
   );
-  subscriber.notifications.on(OUTBOX_CHANNEL, () => onWake());
+  const wakeAll = () => Object.values(handlers).forEach((handler) => handler());
+  for (const [channel, handler] of Object.entries(handlers)) subscriber.notifications.on(channel, () => handler());
   subscriber.events.on("reconnect", (attempt) => logger.warn("LISTEN connection lost; reconnecting", { attempt }));
-  subscriber.events.on("connected", () => onWake());
+  subscriber.events.on("connected", wakeAll);
   subscriber.events.on("error", (error) => logger.error("LISTEN connection failed", { error }));
   await subscriber.connect();
-  await subscriber.listenTo(OUTBOX_CHANNEL);
+  for (const channel of Object.keys(handlers)) await subscriber.listenTo(channel);
   return { close: () => subscriber.close() };
 }

@@ -5,6 +5,7 @@ import { createDb, type Database } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
 import { describeError, type Logger } from "../logger.js";
 import { announceListener } from "../capture/wake-state.js";
+import { releaseClaimsStatement } from "../delivery/claim-statement.js";
 
 export interface RegistryOptions {
   heartbeatIntervalMs: number;
@@ -14,8 +15,9 @@ export interface RegistryOptions {
 
 /**
  * Liveness of the daemons sharing a database. Each daemon refreshes its row every heartbeat and
- * reaps rows that went stale: graphile-worker would otherwise leave a crashed (kill -9) daemon's
- * jobs locked for 4 hours; graphile_worker.force_unlock_workers releases them at once.
+ * reaps rows that went stale: a crashed (kill -9) daemon's claimed deliveries go back to the
+ * queue, and its graphile-worker jobs (which graphile-worker would leave locked for 4 hours) are
+ * unlocked with graphile_worker.force_unlock_workers.
  */
 export class DaemonRegistry {
   readonly id = `daemon-${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
@@ -87,6 +89,14 @@ export class DaemonRegistry {
       .returning("id")
       .execute();
     for (const row of rows) this.logger.warn("a daemon stopped sending heartbeats; treating it as dead", { daemon: row.id });
+    // Deliveries claimed by a daemon that is gone go back to their queue.
+    const { rows: released } = await this.pool.query<{ claimed_by: string }>(releaseClaimsStatement("unregistered"));
+    if (released.length > 0) {
+      this.logger.warn("gave back the claimed deliveries of dead daemons", {
+        daemons: [...new Set(released.map((row) => row.claimed_by))],
+        deliveries: released.length,
+      });
+    }
     // graphile-worker's private tables are not in our Database types: raw SQL.
     const { rows: orphans } = await this.pool.query<{ locked_by: string }>(
       `select distinct job.locked_by

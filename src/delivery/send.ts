@@ -43,14 +43,16 @@ export class HttpSender {
   private readonly policy: TargetPolicy;
   private readonly targets: CheckedTargets;
 
-  constructor(options: { connectionsPerOrigin?: number; allowPrivateTargets?: boolean; allowHttp?: boolean } = {}) {
+  constructor(options: { connectionsPerOrigin?: number | null; allowPrivateTargets?: boolean; allowHttp?: boolean } = {}) {
     this.policy = { allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false };
     this.targets = new CheckedTargets(this.policy);
     const guarded = !(this.policy.allowPrivateTargets && this.policy.allowHttp);
     this.agent = new Agent({
       keepAliveTimeout: 30_000,
       keepAliveMaxTimeout: 300_000,
-      connections: options.connectionsPerOrigin ?? 128,
+      // Unlimited by default: each endpoint's max_in_flight bounds its connections, and a request
+      // that waited here for a connection would spend its timeout before reaching the endpoint.
+      connections: options.connectionsPerOrigin ?? null,
       pipelining: 1,
       // With both flags on every http(s) address is allowed: the plain connector then.
       ...(guarded ? { connect: guardedConnector(this.policy) } : {}),

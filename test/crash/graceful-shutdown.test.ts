@@ -30,9 +30,9 @@ test("SIGTERM mid-delivery: the daemon finishes what is in flight, unregisters, 
   const { rows: registered } = await h.db.pool.query("select id from webhooks.daemons where pid = $1", [first.child.pid]);
   assert.deepEqual(registered, [], "the daemon removed its registration");
   const { rows: locked } = await h.db.pool.query<{ count: number }>(
-    "select count(*)::int as count from graphile_worker._private_jobs where locked_by is not null",
+    "select count(*)::int as count from webhooks.delivery_queue where claimed_by is not null",
   );
-  assert.equal(locked[0]!.count, 0, "no job is left locked by the stopped daemon");
+  assert.equal(locked[0]!.count, 0, "no delivery is left claimed by the stopped daemon");
   const { rows: logged } = await h.db.pool.query<{ delivery_id: string }>(
     "select delivery_id from webhooks.webhook_logs where success",
   );

@@ -90,7 +90,7 @@ export interface DeliverySummary {
   /** Committed contact ids with a succeeded delivery to every endpoint. */
   succeededContacts: number;
   outbox: number;
-  /** graphile-worker deliver jobs still queued or locked. */
+  /** Deliveries still queued or claimed (webhooks.delivery_queue). */
   jobs: number;
 }
 
@@ -107,7 +107,7 @@ export async function summarizeDeliveries(pool: Pool, contactIds: readonly strin
     [contactIds, endpoints],
   );
   const { rows: outbox } = await pool.query<{ count: number }>("select count(*)::int as count from webhooks.outbox");
-  const { rows: jobs } = await pool.query<{ count: number }>("select count(*)::int as count from graphile_worker._private_jobs");
+  const { rows: jobs } = await pool.query<{ count: number }>("select count(*)::int as count from webhooks.delivery_queue");
   return {
     states: Object.fromEntries(states.map((row) => [row.state, row.count])),
     succeededContacts: done[0]!.count,

@@ -67,11 +67,11 @@ after(async () => {
 async function describeState(t: TestContext, daemonProcess: DaemonProcess): Promise<void> {
   for (const line of daemonProcess.output().split("\n").slice(-40)) t.diagnostic(line.slice(0, 400));
   const { rows: jobs } = await pool.query(
-    `select locked_by, count(*)::int, max(attempts) as attempts, min(run_at) as run_at
-       from graphile_worker._private_jobs group by locked_by`,
+    `select claimed_by, count(*)::int, bool_or(retry) as retries, min(due_at) as due_at
+       from webhooks.delivery_queue group by claimed_by`,
   );
   const { rows: daemons } = await pool.query("select id, worker_pool_id, heartbeat_at from webhooks.daemons");
-  t.diagnostic(`jobs: ${JSON.stringify(jobs)}; daemons: ${JSON.stringify(daemons)}`);
+  t.diagnostic(`queue: ${JSON.stringify(jobs)}; daemons: ${JSON.stringify(daemons)}`);
 }
 
 test("Postgres restarting under load (fast, then immediate shutdown) loses no committed event", async (t) => {

@@ -36,20 +36,20 @@ test("two daemons on one database deliver each (event, endpoint) exactly once", 
   }
   await startDaemon();
   await startDaemon();
-  const { rows: registered } = await h.db.pool.query<{ worker_pool_id: string }>("select worker_pool_id from webhooks.daemons");
+  const { rows: registered } = await h.db.pool.query<{ id: string }>("select id from webhooks.daemons");
   assert.equal(registered.length, 2);
 
-  // Which worker pools hold jobs while the load runs: both daemons should take a share.
+  // Which daemons hold claimed deliveries while the load runs: both should take a share.
   const lockers = new Set<string>();
   const stream = streamContacts(h.db.pool, org, { intervalMs: 2, max: EVENTS, maxMs: 30_000 });
   let sampling = true;
   const sampler = (async () => {
     const deadline = Date.now() + 60_000;
     while (sampling && Date.now() < deadline) {
-      const { rows } = await h.db.pool.query<{ locked_by: string }>(
-        "select distinct locked_by from graphile_worker._private_jobs where locked_by is not null",
+      const { rows } = await h.db.pool.query<{ claimed_by: string }>(
+        "select distinct claimed_by from webhooks.delivery_queue where claimed_by is not null",
       );
-      for (const row of rows) lockers.add(row.locked_by);
+      for (const row of rows) lockers.add(row.claimed_by);
       await delay(10);
     }
   })();
@@ -82,9 +82,9 @@ test("two daemons on one database deliver each (event, endpoint) exactly once", 
   assert.deepEqual(logs[0], { rows: 2 * EVENTS, deliveries: 2 * EVENTS }, "one attempt logged per delivery");
 
   const dispatched = await Promise.all(daemons.map((daemon) => dispatchedBy(daemon.port)));
-  t.diagnostic(`events fanned out per daemon: ${dispatched.join(", ")}; worker pools seen holding jobs: ${lockers.size}`);
+  t.diagnostic(`events fanned out per daemon: ${dispatched.join(", ")}; daemons seen holding claims: ${lockers.size}`);
   assert.equal(dispatched[0]! + dispatched[1]!, EVENTS, "each event was fanned out by exactly one daemon");
-  for (const { worker_pool_id } of registered) {
-    assert.ok(lockers.has(worker_pool_id), `worker pool ${worker_pool_id} took a share of the deliveries`);
+  for (const { id } of registered) {
+    assert.ok(lockers.has(id), `daemon ${id} took a share of the deliveries`);
   }
 });

@@ -35,7 +35,7 @@ async function deadDelivery(org: string, webhookId: string): Promise<string> {
 async function state(deliveryId: string): Promise<{ state: string; jobs: number }> {
   const { rows } = await h.db.pool.query<{ state: string; jobs: number }>(
     `select d.state,
-            (select count(*)::int from graphile_worker._private_jobs j where j.payload->>'deliveryId' = d.id::text) as jobs
+            (select count(*)::int from webhooks.delivery_queue q where q.delivery_id = d.id) as jobs
        from webhooks.deliveries d where d.id = $1`,
     [deliveryId],
   );

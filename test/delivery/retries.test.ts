@@ -103,8 +103,8 @@ describe("retries", { concurrency: true }, () => {
       rows.map((r) => [r.attempt, r.success]),
       [[1, false], [2, false], [3, false]],
     );
-    await waitFor("no job left for the dead delivery", async () => {
-      const { rows } = await h.db.pool.query("select 1 from graphile_worker._private_jobs where payload->>'deliveryId' = $1", [delivery.id]);
+    await waitFor("the dead delivery has left the queue", async () => {
+      const { rows } = await h.db.pool.query("select 1 from webhooks.delivery_queue where delivery_id = $1", [delivery.id]);
       return rows.length === 0;
     });
     // A 4th attempt would come 4 s (±20 %) after the 3rd: wait past that and check none arrived.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { decideOutcome, MAX_PAYLOAD_BYTES } from "../../src/delivery/deliver-task.js";
+import { decideOutcome } from "../../src/delivery/attempt.js";
 import { MAX_RETRY_DELAY_MS, nextRetryDelayMs } from "../../src/delivery/retry-policy.js";
 import type { HttpResult } from "../../src/delivery/send.js";
 
@@ -102,8 +102,7 @@ describe("decideOutcome", () => {
   });
 
   test("an oversized body is dead at once: retrying cannot make it fit", () => {
-    const big = { ...delivery, body: "x".repeat(MAX_PAYLOAD_BYTES + 1) };
-    const outcome = decideOutcome(big, 1, result({ error: "payload exceeds the 256 KiB limit; not sent", durationMs: 0, refused: true }), 0.5, now);
+    const outcome = decideOutcome(delivery, 1, result({ error: "payload exceeds the 256 KiB limit; not sent", durationMs: 0, refused: true }), 0.5, now);
     assert.equal(outcome.state, "dead");
     assert.match(outcome.lastError!, /256 KiB/);
   });

@@ -22,7 +22,8 @@ test("every table with an organization_id column, and organizations itself, has 
     rows.map((row) => row.table),
     [
       "contacts", "conversations", "deals", "messages", "organizations",
-      "webhooks.deliveries", "webhooks.events", "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.outbox",
+      "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.endpoint_states", "webhooks.events",
+      "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.outbox", "webhooks.outbox_set_aside",
       "webhooks.webhook_configurations", "webhooks.webhook_logs",
     ],
     "the tenant tables this file knows about (a new one must be added here and to the tenancy tests)",
@@ -41,7 +42,7 @@ test("every application policy takes its tenant from h.app.organization_id, in b
       where 'webhooks_app'::regrole = any(p.polroles)
       order by 1`,
   );
-  assert.equal(rows.length, 11, "six read-write tenant tables, organizations, and four read-only ones");
+  assert.equal(rows.length, 13, "six read-write tenant tables, organizations, and six read-only ones");
   const reads = /^\((organization_id|id) = \(NULLIF\(current_setting\('app\.organization_id'::text, true\), ''::text\)\)::uuid\)$/;
   for (const row of rows) {
     assert.match(String(row.using), reads, `${row.table}: USING`);
@@ -105,8 +106,8 @@ test("the only SECURITY DEFINER functions an application may call are the review
   assert.deepEqual(
     rows.map((row) => row.fn),
     [
-      "webhooks.emit(uuid,text,jsonb)", "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)",
-      "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
+      "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)", "webhooks.release_set_aside(bigint)",
+      "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
     ],
     "a new SECURITY DEFINER function granted to webhooks_app must check the caller's tenant (webhooks._assert_tenant) and be listed here",
   );

@@ -1,35 +1,36 @@
-import type { Task } from "graphile-worker";
-import type { Logger } from "../logger.js";
+import { setTimeout as delay } from "node:timers/promises";
+import { describeError, type Logger } from "../logger.js";
 import { userAgent } from "../package-info.js";
+import { isDataError } from "../util/isolate-failures.js";
 import type { AttemptRecord, DeliveryContext, DeliveryStore, EndpointHealth } from "./delivery-store.js";
 import { nextRetryDelayMs, parseRetryAfterMs } from "./retry-policy.js";
 import type { HttpResult, HttpSender } from "./send.js";
 import { sign } from "./sign.js";
 
-/** SPEC 5: an event whose body exceeds 256 KiB is not sent. */
-export const MAX_PAYLOAD_BYTES = 256 * 1024;
-
-export interface DeliverDependencies {
+export interface AttemptDependencies {
   store: DeliveryStore;
   sender: HttpSender;
   logger: Logger;
   random?: () => number;
+  /** True once the daemon stops: a record that cannot be written is then given up (the claim is released). */
+  stopping?: () => boolean;
 }
 
 /**
- * One attempt of one delivery: load → sign → POST → record. HTTP failures are data (a log row
- * and a scheduled retry), never a thrown error; only a database failure throws, and then
- * graphile-worker runs the job again.
+ * One attempt of one claimed delivery: sign → POST → record. HTTP failures are data (a log row
+ * and a scheduled retry), never a thrown error. Recording is retried until it commits: a record
+ * that fails alone because of its own contents is retried with its log reduced to the outcome,
+ * so one bad attempt cannot hold its delivery claimed forever.
  */
-export function createDeliverTask({ store, sender, logger, random = Math.random }: DeliverDependencies): Task {
-  return async (payload) => {
-    const { deliveryId } = payload as { deliveryId: string };
-    const delivery = await store.load(deliveryId);
-    if (!delivery || delivery.state === "succeeded" || delivery.state === "dead") return;
+export function createAttempt({ store, sender, logger, random = Math.random, stopping = () => false }: AttemptDependencies) {
+  /** `onExchangeOver` runs once the endpoint is no longer being asked (before the record is written). */
+  return async (delivery: DeliveryContext, onExchangeOver: () => void = () => undefined): Promise<void> => {
+    const deliveryId = delivery.id;
     const attempt = delivery.attempts + 1;
 
     if (!delivery.isActive && !delivery.targeted) {
-      await store.record({ deliveryId, state: "dead", attempt: delivery.attempts, retryAt: null, lastError: "endpoint is inactive", log: null });
+      onExchangeOver();
+      await recordUntilCommitted({ deliveryId, state: "dead", attempt: delivery.attempts, retryAt: null, lastError: "endpoint is inactive", log: null });
       return;
     }
     const timestamp = new Date();
@@ -49,11 +50,11 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
       }),
     };
 
-    const bodyBytes = Buffer.byteLength(delivery.body);
     const result: HttpResult =
-      bodyBytes > MAX_PAYLOAD_BYTES
-        ? { status: null, headers: null, body: null, error: `payload of ${bodyBytes} bytes exceeds the 256 KiB limit; not sent`, durationMs: 0, refused: true }
+      delivery.notSentReason !== null
+        ? { status: null, headers: null, body: null, error: delivery.notSentReason, durationMs: 0, refused: true }
         : await sender.send({ url: delivery.url, headers, body: delivery.body, timeoutMs: delivery.timeoutSeconds * 1000 });
+    onExchangeOver();
 
     const record = decideOutcome(delivery, attempt, result, random());
     record.log = {
@@ -73,10 +74,47 @@ export function createDeliverTask({ store, sender, logger, random = Math.random 
       duration_ms: result.durationMs,
       success: record.state === "succeeded",
     };
-    await store.record(record);
+    await recordUntilCommitted(record);
     if (record.state !== "succeeded") {
       logger.debug("attempt failed", { deliveryId, attempt, status: result.status, state: record.state });
     }
+  };
+
+  async function recordUntilCommitted(record: AttemptRecord): Promise<void> {
+    for (let failures = 1; ; failures++) {
+      try {
+        await store.record(record);
+        return;
+      } catch (error) {
+        if (stopping()) {
+          logger.warn("could not record an attempt before stopping; the delivery will be attempted again", { deliveryId: record.deliveryId, error: describeError(error) });
+          return;
+        }
+        if (isDataError(error) && record.log) {
+          // Refused for its contents: first without the other side's details, then without a log row.
+          logger.error("an attempt's record was refused; recording it with less detail", { deliveryId: record.deliveryId, error: describeError(error) });
+          const reduced = record.log.request_headers === REDUCED ? null : reducedLog(record.log, error);
+          record = { ...record, log: reduced, endpoint: reduced ? record.endpoint : null };
+        } else {
+          const retryInMs = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+          logger.warn("could not record an attempt; retrying", { deliveryId: record.deliveryId, error: describeError(error), retryInMs });
+          await delay(retryInMs);
+        }
+      }
+    }
+  }
+}
+
+/** The log row without what the attempt's other side controls, for a row the database refused. */
+const REDUCED: Record<string, string> = {};
+
+function reducedLog(log: NonNullable<AttemptRecord["log"]>, error: unknown): NonNullable<AttemptRecord["log"]> {
+  return {
+    ...log,
+    request_headers: REDUCED,
+    response_headers: null,
+    response_body: null,
+    error: `${log.error ?? (log.success ? "succeeded" : "failed")}; the attempt's details could not be logged (${describeError(error).message as string})`.slice(0, 2000),
   };
 }
 

@@ -3,13 +3,12 @@ import { setTimeout as delay } from "node:timers/promises";
 import { Logger as WorkerLogger, run, type Runner, type WorkerEvents } from "graphile-worker";
 import type { Pool } from "../db/pool.js";
 import { describeError, type Logger } from "../logger.js";
-import { DELIVER_TASK } from "../capture/fan-out.js";
-import { createDeliverTask } from "./deliver-task.js";
 import { PROCESS_LEAD_TASK, createProcessLeadTask } from "../intake/process-lead-task.js";
-import { DeliveryStore } from "./delivery-store.js";
-import { HttpSender } from "./send.js";
 
-export interface DeliveryWorker {
+/** The graphile-worker tasks this daemon runs (deliveries have their own queue: delivery/deliverer.ts). */
+export const JOB_TASKS = [PROCESS_LEAD_TASK] as const;
+
+export interface JobWorker {
   /** graphile-worker's current pool id: the `locked_by` of every job this daemon holds. */
   readonly workerPoolId: string;
   stop(): Promise<void>;
@@ -23,8 +22,7 @@ interface StartedPool {
 }
 
 /**
- * Runs the deliver task on graphile-worker with its batching on (local queue, batched
- * completions): without it job bookkeeping, not HTTP, bounds throughput.
+ * Runs the daemon's graphile-worker tasks (webhooks.process_lead, the intake's lead task).
  *
  * graphile-worker shuts its pool down for good when it cannot record a job's outcome (e.g. while
  * Postgres restarts: "Could not completeJobs; queue is in an inconsistent state"), and that
@@ -35,21 +33,13 @@ interface StartedPool {
  * `onNewPool` re-registers the daemon under the new id: the old pool's locked jobs then belong to
  * no live daemon and the registry unlocks them once stale (DaemonRegistry.reapStale).
  */
-export async function startDeliveryWorker(options: {
+export async function startJobWorker(options: {
   pool: Pool;
   concurrency: number;
   logger: Logger;
-  /** SPEC 1 target guard (WEBHOOKS_ALLOW_PRIVATE_TARGETS, WEBHOOKS_ALLOW_HTTP); both default to false. */
-  allowPrivateTargets?: boolean;
-  allowHttp?: boolean;
-  /** An endpoint failing continuously this long is disabled (WEBHOOKS_DISABLE_AFTER_FAILING_HOURS). */
-  disableAfterFailingHours?: number;
   onNewPool?: (workerPoolId: string) => Promise<void>;
-}): Promise<DeliveryWorker> {
+}): Promise<JobWorker> {
   const { pool, concurrency, logger, onNewPool } = options;
-  const sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
-  const store = new DeliveryStore(pool, DELIVER_TASK, { disableAfterFailingHours: options.disableAfterFailingHours });
-  const task = createDeliverTask({ store, sender, logger: logger.scope("deliver") });
   const processLead = createProcessLeadTask({ pool, logger: logger.scope("intake") });
   const workerLog = logger.scope("graphile-worker");
   absorbLocalQueueReleaseFailures(workerLog);
@@ -82,7 +72,7 @@ export async function startDeliveryWorker(options: {
         else if (level === "warning" && !message.startsWith(POOL_SMALLER_THAN_CONCURRENCY)) workerLog.warn(message, fields);
         else workerLog.debug(message, fields);
       }),
-      taskList: { [DELIVER_TASK]: task, [PROCESS_LEAD_TASK]: processLead },
+      taskList: { [PROCESS_LEAD_TASK]: processLead },
       preset: {
         worker: {
           // Several jobs per worker per fetch: with a backlog, fetching is what the database
@@ -104,7 +94,7 @@ export async function startDeliveryWorker(options: {
     const poolId = workerPoolId;
     setTimeout(() => {
       if (fetchedOnce || stopping) return;
-      logger.warn("the delivery worker pool has not fetched jobs since it started; replacing it", { workerPool: poolId });
+      logger.warn("the job worker pool has not fetched jobs since it started; replacing it", { workerPool: poolId });
       void runner.stop().catch(() => undefined);
     }, FIRST_FETCH_DEADLINE_MS).unref();
     return { runner, workerPoolId, gone };
@@ -117,7 +107,7 @@ export async function startDeliveryWorker(options: {
       if (started !== current) return;
       currentGone = true;
       if (stopping) return;
-      logger.error("the delivery worker pool is shutting down on its own; starting a new one", { workerPool: started.workerPoolId });
+      logger.error("the job worker pool is shutting down on its own; starting a new one", { workerPool: started.workerPoolId });
       const replacement = replace();
       restarting = replacement;
       void replacement.finally(() => {
@@ -136,14 +126,14 @@ export async function startDeliveryWorker(options: {
         current = next;
         currentGone = false;
         supervise(next);
-        logger.warn("started a new delivery worker pool", { workerPool: next.workerPoolId });
+        logger.warn("started a new job worker pool", { workerPool: next.workerPoolId });
         await onNewPool?.(next.workerPoolId).catch((error: unknown) =>
           logger.warn("could not register the new worker pool yet; the next heartbeat will", { error: describeError(error) }),
         );
         return;
       } catch (error) {
         const retryInMs = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-        logger.warn("could not start a delivery worker pool; retrying", { error: describeError(error), retryInMs });
+        logger.warn("could not start a job worker pool; retrying", { error: describeError(error), retryInMs });
         await delay(retryInMs);
       }
     }
@@ -160,10 +150,9 @@ export async function startDeliveryWorker(options: {
       // A pool that is already shutting down on its own may never finish (see above): not awaited.
       if (!currentGone) {
         await current.runner.stop().catch((error: unknown) =>
-          logger.warn("the delivery worker pool did not stop cleanly", { error: describeError(error) }),
+          logger.warn("the job worker pool did not stop cleanly", { error: describeError(error) }),
         );
       }
-      await sender.close();
     },
   };
 }

@@ -1,0 +1,145 @@
+import { setTimeout as delay } from "node:timers/promises";
+import type { Pool } from "../db/pool.js";
+import { describeError, type Logger } from "../logger.js";
+import { createAttempt } from "./attempt.js";
+import { DeliveryStore, type DeliveryContext } from "./delivery-store.js";
+import { HttpSender } from "./send.js";
+
+const CLAIM_GAP_MS = 5;
+
+export interface DelivererOptions {
+  pool: Pool;
+  /** The registered daemon (webhooks.daemons.id) whose claims these are. */
+  daemonId: string;
+  /** Attempts in flight in this daemon at most (WEBHOOKS_CONCURRENCY). */
+  capacity: number;
+  logger: Logger;
+  /** Target guard (WEBHOOKS_ALLOW_PRIVATE_TARGETS, WEBHOOKS_ALLOW_HTTP); both default to false. */
+  allowPrivateTargets?: boolean;
+  allowHttp?: boolean;
+  /** An endpoint failing continuously this long is disabled (WEBHOOKS_DISABLE_AFTER_FAILING_HOURS). */
+  disableAfterFailingHours?: number;
+  /** How often to look for due deliveries (retries, other daemons' fan-outs) when nothing wakes it. */
+  pollIntervalMs?: number;
+}
+
+/**
+ * Claims queued deliveries and runs their attempts. An attempt holds nothing but its HTTP
+ * exchange: no connection, no worker slot, so thousands can be in flight and a slow endpoint
+ * costs only its own max_in_flight. Claims run one at a time, and another starts as soon as
+ * there is news (a fan-out, a finished attempt) or the poll interval passes: what finishes
+ * meanwhile is claimed together.
+ */
+export class Deliverer {
+  private readonly store: DeliveryStore;
+  private readonly sender: HttpSender;
+  private readonly attempt: ReturnType<typeof createAttempt>;
+  private readonly inFlight = new Set<Promise<void>>();
+  /** This daemon's requests open per endpoint, published with each claim (recording is not the endpoint's business). */
+  private readonly inFlightTo = new Map<string, number>();
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private wakeUp: (() => void) | undefined;
+  private woken = false;
+  readonly stats = { claimed: 0 };
+
+  constructor(private readonly options: DelivererOptions) {
+    this.store = new DeliveryStore(options.pool, options.daemonId, { disableAfterFailingHours: options.disableAfterFailingHours });
+    this.sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
+    this.attempt = createAttempt({ store: this.store, sender: this.sender, logger: options.logger, stopping: () => !this.running });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  /** News: deliveries were queued, or an attempt finished. Coalesced into the next claim. */
+  wake(): void {
+    this.woken = true;
+    this.wakeUp?.();
+  }
+
+  get attemptsInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /** Stops claiming, lets the attempts in flight finish and record, gives back any claim left. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wakeUp?.();
+    await this.loop;
+    await Promise.allSettled([...this.inFlight]);
+    await this.store.releaseClaims().catch((error: unknown) =>
+      this.options.logger.warn("could not give back claims; they are released once this daemon is reaped", { error: describeError(error) }),
+    );
+    await this.sender.close();
+  }
+
+  private async run(): Promise<void> {
+    const { capacity, logger, pollIntervalMs = 100 } = this.options;
+    let failures = 0;
+    while (this.running) {
+      this.woken = false;
+      const room = Math.min(500, capacity - this.inFlight.size);
+      let claimed = 0;
+      if (room > 0) {
+        try {
+          const deliveries = await this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0);
+          failures = 0;
+          claimed = deliveries.length;
+          this.stats.claimed += claimed;
+          for (const delivery of deliveries) this.track(delivery);
+        } catch (error) {
+          failures += 1;
+          const retryInMs = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+          logger.warn("could not claim deliveries; retrying", { error: describeError(error), retryInMs });
+          await delay(retryInMs);
+          continue;
+        }
+      }
+      // A full claim suggests more is waiting; otherwise wait for news or the poll interval.
+      if (claimed > 0 && claimed === room) continue;
+      // News arrived during the claim: claim again after a short gap that lets more news gather
+      // (each claim is a transaction; at thousands a second, bigger claims cost less per delivery).
+      if (!this.woken) await this.sleep(pollIntervalMs);
+      else await delay(CLAIM_GAP_MS);
+    }
+  }
+
+  private track(delivery: DeliveryContext): void {
+    const { webhookId } = delivery;
+    this.inFlightTo.set(webhookId, (this.inFlightTo.get(webhookId) ?? 0) + 1);
+    let open = true;
+    const exchangeOver = () => {
+      if (!open) return;
+      open = false;
+      const left = (this.inFlightTo.get(webhookId) ?? 1) - 1;
+      if (left > 0) this.inFlightTo.set(webhookId, left);
+      else this.inFlightTo.delete(webhookId);
+      this.wake();
+    };
+    const tracked = this.attempt(delivery, exchangeOver)
+      .catch((error: unknown) => this.options.logger.error("an attempt failed unexpectedly", { error: describeError(error) }))
+      .finally(() => {
+        exchangeOver();
+        this.inFlight.delete(tracked);
+        this.wake();
+      });
+    this.inFlight.add(tracked);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wakeUp = undefined;
+        resolve();
+      }
+      this.wakeUp = done;
+    });
+  }
+}

@@ -1,0 +1,174 @@
+import type { Statement } from "../capture/fan-out-statement.js";
+import { circuitChanges } from "./claim-statement.js";
+
+/** One webhook_logs row as the daemon writes it (request_body is read from the stored event). */
+export interface AttemptLog {
+  organization_id: string;
+  webhook_id: string;
+  event_id: string;
+  delivery_id: string;
+  event_type: string;
+  attempt: number;
+  url: string;
+  request_headers: Record<string, string>;
+  response_status: number | null;
+  response_headers: Record<string, string> | null;
+  response_body: string | null;
+  error: string | null;
+  duration_ms: number;
+  success: boolean;
+}
+
+export type EndpointHealth = "up" | "down" | "gone";
+
+/** One attempt's outcome: a webhook_logs row (when a request was made) and the delivery's new state. */
+export interface AttemptRecord {
+  deliveryId: string;
+  state: "succeeded" | "failed" | "dead";
+  attempt: number;
+  /** When the next attempt runs (state failed). */
+  retryAt: Date | null;
+  lastError: string | null;
+  log: AttemptLog | null;
+  /**
+   * What the attempt says about its endpoint (needs `log`): up clears failing_since and closes the
+   * circuit, down counts toward both, gone (410) disables the endpoint. Absent when the endpoint
+   * is not to blame (nothing was sent).
+   */
+  endpoint?: EndpointHealth | null;
+}
+
+/**
+ * webhook_logs' columns in one list: the column, the array type it travels as, and whether it
+ * travels as one JSON array (jsonb columns: JSON.stringify once per batch, not an escaped array
+ * literal of JSON texts). ROWS FROM zips the arrays by position.
+ */
+const LOG_COLUMNS: readonly { column: keyof AttemptLog; type: string; json?: true }[] = [
+  { column: "organization_id", type: "uuid" },
+  { column: "webhook_id", type: "uuid" },
+  { column: "event_id", type: "text" },
+  { column: "delivery_id", type: "uuid" },
+  { column: "event_type", type: "text" },
+  { column: "attempt", type: "int" },
+  { column: "url", type: "text" },
+  { column: "request_headers", type: "jsonb", json: true },
+  { column: "response_status", type: "int" },
+  { column: "response_headers", type: "jsonb", json: true },
+  { column: "response_body", type: "text" },
+  { column: "error", type: "text" },
+  { column: "duration_ms", type: "int" },
+  { column: "success", type: "boolean" },
+];
+
+/** The per-attempt input columns (every record, logged or not). */
+const INPUT_COLUMNS: readonly [name: string, type: string, get: (r: AttemptRecord) => unknown][] = [
+  ["delivery_id", "uuid", (r) => r.deliveryId],
+  ["state", "text", (r) => r.state],
+  ["attempt", "int", (r) => r.attempt],
+  ["retry_at", "timestamptz", (r) => r.retryAt],
+  ["last_error", "text", (r) => r.lastError],
+  ["last_status", "int", (r) => r.log?.response_status ?? null],
+];
+
+/**
+ * The attempt-record statement, built here and nowhere else (pure). One statement per batch:
+ * the attempts' log rows; each delivery's new state; its queue row deleted (finished) or
+ * rescheduled (retry), only while this daemon still holds its claim — a claim a reaper gave
+ * away is not overwritten, the attempt is only logged; and the endpoints' health, written only
+ * when it changes — the circuit (circuitChanges) and failing_since on the configuration — rows
+ * locked in id order so two batches cannot deadlock. Nothing shared is written for a success
+ * of a healthy endpoint.
+ */
+export function recordStatement(records: AttemptRecord[], daemonId: string, disableAfterFailingHours: number): Statement {
+  const logs = records.flatMap((r) => (r.log ? [r.log] : []));
+  const health = records.flatMap((r) => (r.log && r.endpoint ? [{ webhookId: r.log.webhook_id, url: r.log.url, endpoint: r.endpoint }] : []));
+  const values: unknown[] = [];
+  const parameter = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
+
+  const input = INPUT_COLUMNS.map(([, type, get]) => `unnest(${parameter(records.map(get), `${type}[]`)})`);
+  const logArrays = LOG_COLUMNS.map(({ column, type, json }) => {
+    const column_ = logs.map((log) => log[column]);
+    return json ? `jsonb_array_elements(${parameter(JSON.stringify(column_), "jsonb")})` : `unnest(${parameter(column_, `${type}[]`)})`;
+  });
+  const logNames: string[] = LOG_COLUMNS.map(({ column }) => column);
+  const daemon = parameter(daemonId, "text");
+  const hours = parameter(disableAfterFailingHours, "float8");
+  const healthArrays = [
+    parameter(health.map((h) => h.webhookId), "uuid[]"),
+    parameter(health.map((h) => h.endpoint), "text[]"),
+    parameter(health.map((h) => h.url), "text[]"),
+  ];
+  const selectLog = logNames.map((name) =>
+    name === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${name}`,
+  );
+  // request_body is the event's stored body, read here (one primary-key probe per row, never a
+  // join: a stale estimate of events' size once made that a hash join over all of it). An
+  // event that was not sent logs no body.
+  selectLog.splice(logNames.indexOf("request_headers") + 1, 0,
+    "(select case when e.not_sent_reason is null then e.body end from webhooks.events e where e.id = l.event_id)");
+  const insertColumns = [...logNames];
+  insertColumns.splice(logNames.indexOf("request_headers") + 1, 0, "request_body");
+  const utc = (at: string) => `to_char(${at} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
+
+  const text = `with input as (
+       select * from rows from (${input.join(", ")}) as r(${INPUT_COLUMNS.map(([name]) => name).join(", ")})
+     ), log as (
+       insert into webhooks.webhook_logs (${insertColumns.join(", ")})
+       select ${selectLog.join(", ")}
+         from rows from (${logArrays.join(", ")}) as l(${logNames.join(", ")})
+     ), finished as (
+       delete from webhooks.delivery_queue q using input
+        where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state <> 'failed'
+       returning q.delivery_id
+     ), rescheduled as (
+       update webhooks.delivery_queue q
+          set due_at = input.retry_at, retry = true, claimed_by = null, claimed_at = null
+         from input
+        where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state = 'failed'
+       returning q.delivery_id
+     ), released as (
+       select * from finished union all select * from rescheduled
+     ), delivery as (
+       update webhooks.deliveries d
+          set state = input.state,
+              attempts = input.attempt,
+              next_attempt_at = input.retry_at,
+              last_status = input.last_status,
+              last_error = input.last_error,
+              updated_at = now(),
+              completed_at = case when input.state in ('succeeded', 'dead') then now() end
+         from input
+        where d.id = input.delivery_id
+          and d.id in (select delivery_id from released)
+     ), health as (
+       select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
+              count(*) filter (where h.endpoint = 'down')::int as downs,
+              min(h.url) filter (where h.endpoint = 'gone') as gone_url
+         from unnest(${healthArrays.join(", ")}) as h(webhook_id, endpoint, url)
+        group by h.webhook_id
+     ), changing as (
+       select c.id, h.up, h.gone, h.gone_url,
+              not h.up and coalesce(c.failing_since < now() - ${hours} * interval '1 hour', false) as failed_too_long
+         from webhooks.webhook_configurations c
+         join health h on h.webhook_id = c.id
+        where (h.up and c.failing_since is not null)
+           or (c.is_active and (h.gone or (not h.up and (c.failing_since is null
+                                                         or c.failing_since < now() - ${hours} * interval '1 hour'))))
+        order by c.id
+          for update of c
+     ), endpoint as (
+       update webhooks.webhook_configurations c
+          set failing_since = case when ch.up then null else coalesce(c.failing_since, now()) end,
+              is_active = c.is_active and not ch.gone and not ch.failed_too_long,
+              disabled_reason = case
+                when c.is_active and ch.gone then format('HTTP 410 Gone from %s at %s', ch.gone_url, ${utc("now()")})
+                when c.is_active and ch.failed_too_long then
+                  format('failing continuously since %s (longer than %s hours) at %s; disabled at %s',
+                         ${utc("c.failing_since")}, ${hours}, c.url, ${utc("now()")})
+                else c.disabled_reason end
+         from changing ch
+        where c.id = ch.id
+     ), ${circuitChanges("health")}
+     select 1`;
+  return { name: "pg-webhooks:record-attempts", text, values };
+}
