@@ -36,7 +36,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     config.port,
     {
       ready: () => ready,
-      metrics: async () => metricsText(pool, dispatcher),
+      metrics: async () => metricsText(pool, dispatcher, deliverer),
     },
     logger.scope("http"),
     createIntakeRoutes(pool, logger.scope("intake")),
@@ -119,11 +119,19 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   };
 }
 
-async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined): Promise<string> {
+async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliverer: Deliverer | undefined): Promise<string> {
   const { rows } = await pool.query<{ state: string; count: number }>(
     `select state, count(*)::int as count from webhooks.deliveries group by state`,
   );
   const { rows: outbox } = await pool.query<{ count: number }>(`select count(*)::int as count from webhooks.outbox`);
+  // Isolation at a glance: a stuck outbox (its oldest row's age: one index probe), events set
+  // aside, endpoints held back by their circuit or paused.
+  const { rows: [isolation] } = await pool.query<{ oldest: number; set_aside: number; circuit_open: number; paused: number }>(
+    `select coalesce((select extract(epoch from now() - occurred_at) from webhooks.outbox order by id limit 1), 0)::float8 as oldest,
+            (select count(*) from webhooks.outbox_set_aside)::int as set_aside,
+            (select count(*) from webhooks.endpoint_states where circuit <> 'closed')::int as circuit_open,
+            (select count(*) from webhooks.webhook_configurations where paused)::int as paused`,
+  );
   const lines = [
     "# HELP pg_webhooks_outbox_events Captured events waiting for fan-out.",
     "# TYPE pg_webhooks_outbox_events gauge",
@@ -134,6 +142,21 @@ async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined): Prom
     "# HELP pg_webhooks_dispatched_events_total Events fanned out by this daemon.",
     "# TYPE pg_webhooks_dispatched_events_total counter",
     `pg_webhooks_dispatched_events_total ${dispatcher?.stats.events ?? 0}`,
+    "# HELP pg_webhooks_outbox_oldest_seconds Age of the oldest captured event waiting for fan-out (0 when none waits).",
+    "# TYPE pg_webhooks_outbox_oldest_seconds gauge",
+    `pg_webhooks_outbox_oldest_seconds ${isolation?.oldest ?? 0}`,
+    "# HELP pg_webhooks_outbox_set_aside_events Captured events the fan-out failed on, waiting in webhooks.outbox_set_aside.",
+    "# TYPE pg_webhooks_outbox_set_aside_events gauge",
+    `pg_webhooks_outbox_set_aside_events ${isolation?.set_aside ?? 0}`,
+    "# HELP pg_webhooks_endpoints_circuit_open Endpoints whose circuit breaker is open or probing.",
+    "# TYPE pg_webhooks_endpoints_circuit_open gauge",
+    `pg_webhooks_endpoints_circuit_open ${isolation?.circuit_open ?? 0}`,
+    "# HELP pg_webhooks_endpoints_paused Endpoints paused by their owner.",
+    "# TYPE pg_webhooks_endpoints_paused gauge",
+    `pg_webhooks_endpoints_paused ${isolation?.paused ?? 0}`,
+    "# HELP pg_webhooks_attempts_in_flight Attempts this daemon has in flight.",
+    "# TYPE pg_webhooks_attempts_in_flight gauge",
+    `pg_webhooks_attempts_in_flight ${deliverer?.attemptsInFlight ?? 0}`,
   ];
   return lines.join("\n") + "\n";
 }
