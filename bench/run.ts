@@ -1,6 +1,8 @@
 /**
- * `npm run bench`: capture overhead (pgbench), drain throughput and end-to-end latency, measured
- * side by side in one run, each figure the median of 3. Needs `pgbench` on PATH and a PostgreSQL:
+ * `npm run bench`: capture overhead (pgbench), drain throughput, end-to-end latency, one healthy
+ * endpoint's latency beside a dead one (dead-endpoint) and throughput to many slow endpoints
+ * (slow-endpoints), measured side by side in one run, each figure the median of BENCH_RUNS (3).
+ * BENCH_ONLY=<phase> runs one phase. Needs `pgbench` on PATH and a PostgreSQL:
  * BENCH_DATABASE_URL, else the local server at 127.0.0.1:5432, else embedded Postgres.
  * Prints a Markdown report (paste it into BENCHMARKS.md).
  */
@@ -23,8 +25,19 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 /** Without a capture phase (BENCH_ONLY=drain), the backlog each drain run delivers. */
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 100_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
-const ONLY = process.env.BENCH_ONLY; // capture | drain | latency
+const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints"] as const;
+const ONLY = process.env.BENCH_ONLY; // one of PHASES; unset: all of them
+if (ONLY && !(PHASES as readonly string[]).includes(ONLY)) throw new Error(`BENCH_ONLY must be one of ${PHASES.join(", ")}`);
+/** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names another phase. */
+const runsOf = (phase: (typeof PHASES)[number]) => (!ONLY || ONLY === phase ? RUNS : 0);
 const LATENCY_RATE = 100;
+/** dead-endpoint: the backlog stuck at the endpoint that never answers, and the seconds of the healthy endpoint's writes measured beside it. */
+const DEAD_BACKLOG = Number(process.env.BENCH_DEAD_BACKLOG ?? 2000);
+const DEAD_SECONDS = Number(process.env.BENCH_DEAD_SECONDS ?? 10);
+/** slow-endpoints: endpoints (each subscribed to contact.created) × contacts = deliveries, each answered after the delay. */
+const SLOW_ENDPOINTS = Number(process.env.BENCH_SLOW_ENDPOINTS ?? 20);
+const SLOW_CONTACTS = Number(process.env.BENCH_SLOW_CONTACTS ?? 3000);
+const SLOW_DELAY_MS = Number(process.env.BENCH_SLOW_DELAY_MS ?? 200);
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
 const percentile = (values: number[], p: number) => {
@@ -48,8 +61,27 @@ function inDatabase(url: string, database: string): string {
   return parsed.toString();
 }
 
-async function startReceiver(outFile: string): Promise<{ port: number; child: ChildProcess; collect(): Promise<Map<string, number>> }> {
-  const child = spawn(process.execPath, [path.join(packageRoot, "dist/bench/receiver-process.js"), outFile], { stdio: ["ignore", "pipe", "inherit"] });
+/** Receivers and daemons still running: killed if the bench exits early (an error), not left behind. */
+const children = new Set<ChildProcess>();
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+type CpuPerDelivery = ReturnType<typeof processCpu.perDelivery>;
+type Receiver = { port: number; child: ChildProcess; collect(): Promise<Map<string, number>> };
+
+/**
+ * A receiver in its own process (receiver-process.ts): answers at once, or `delayMs` after
+ * reading each request, or never; collect() gives each received event's data.id and arrival time.
+ */
+async function startReceiver(outFile: string, delayMs: number | "never" = 0): Promise<Receiver> {
+  const args = [path.join(packageRoot, "dist/bench/receiver-process.js"), outFile, String(delayMs)];
+  const child = track(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] }));
   let stdout = "";
   child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
   while (!stdout.includes("\n")) await delay(10);
@@ -73,13 +105,13 @@ async function startReceiver(outFile: string): Promise<{ port: number; child: Ch
 async function startDaemon(url: string, port: number): Promise<ChildProcess> {
   // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon
   const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
+  const child = track(spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
     env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: "warn",
       WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", WEBHOOKS_ALLOW_HTTP: "true",
       // The daemon's default concurrency unless BENCH_CONCURRENCY says otherwise.
       ...(process.env.BENCH_CONCURRENCY ? { WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY } : {}) },
     stdio: ["ignore", "ignore", "inherit"],
-  });
+  }));
   for (let i = 0; i < 600; i++) {
     if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return child;
     await delay(50);
@@ -133,7 +165,7 @@ async function main() {
   // 1. Capture overhead (daemon stopped), interleaved runs.
   const plainTps: number[] = [];
   const captureTps: number[] = [];
-  for (let run = 0; run < (!ONLY || ONLY === "capture" ? RUNS : 0); run++) {
+  for (let run = 0; run < runsOf("capture"); run++) {
     plainTps.push(pgbench(url, path.join(work, "plain.sql")));
     captureTps.push(pgbench(url, path.join(work, "capture.sql")));
   }
@@ -143,38 +175,51 @@ async function main() {
   // steady state has autovacuum keep up with them, so each run starts vacuumed.
   const settle = () =>
     pool.query("vacuum analyze webhooks.outbox, webhooks.events, webhooks.deliveries, webhooks.webhook_logs, graphile_worker._private_jobs");
+  // A backlog: the same rows the capture writes insert (see script), in one statement.
+  const insertContacts = (organizationId: string, count: number) =>
+    pool.query(`insert into public.contacts (organization_id, first_name, last_name, email, phone)
+                select $1, 'Ada', 'Lovelace', 'ada@example.com', '+15550100' from generate_series(1, $2)`, [organizationId, count]);
 
   // 2. Drain: the backlog the capture writes left, delivered with every attempt logged. Every run
   // drains a backlog of that size (later runs re-create it with one bulk insert), so the runs
   // compare like with like; without a capture phase, BENCH_DRAIN_EVENTS of them.
   const drainEvents = backlog > 0 && !process.env.BENCH_DRAIN_EVENTS ? backlog : DRAIN_EVENTS;
   const drainRates: number[] = [];
-  const drainCpu: { daemon: number; receiver: number; postgres: number }[] = [];
-  for (let run = 0; run < (!ONLY || ONLY === "drain" ? RUNS : 0); run++) {
-    if (run > 0 || backlog !== drainEvents) {
-      await pool.query("truncate webhooks.outbox");
-      // The same rows the capture writes insert (see script), in one statement.
-      await pool.query(`insert into public.contacts (organization_id, first_name, last_name, email, phone)
-                        select $1, 'Ada', 'Lovelace', 'ada@example.com', '+15550100' from generate_series(1, $2)`, [org!.id, drainEvents]);
-    }
-    await settle();
-    const events = Number((await pool.query("select count(*) from webhooks.outbox")).rows[0].count);
-    await pool.query("truncate webhooks.webhook_logs restart identity; truncate webhooks.deliveries; truncate webhooks.events;");
+  const drainCpu: CpuPerDelivery[] = [];
+  /**
+   * Starts the daemon on what is queued and times it from healthy (fan-out begins only then) until
+   * `deliveries` attempts are logged (webhook_logs must start empty, its identity restarted);
+   * checks they all succeeded, and stops the daemon. With the CPU each side spent per delivery.
+   */
+  const timeUntilLogged = async (deliveries: number, receiverPid: number, phase: string) => {
     const daemon = await startDaemon(url, daemonPort);
-    const started = performance.now(); // from healthy: fan-out begins only then
-    const pids = { daemon: daemon.pid!, receiver: receiver.child.pid!, postmaster: postmaster ?? -1 };
+    const started = performance.now();
+    const pids = { daemon: daemon.pid!, receiver: receiverPid, postmaster: postmaster ?? -1 };
     const cpuBefore = postmaster ? processCpu.snapshot(pids) : undefined;
     // Progress by the log's identity (an index probe): counting rows every few ms would load the server under test.
     for (;;) {
       const { rows } = await pool.query("select coalesce(max(id), 0)::int as n from webhooks.webhook_logs");
-      if (rows[0].n >= events) break;
+      if (rows[0].n >= deliveries) break;
       await delay(100);
     }
-    drainRates.push(events / ((performance.now() - started) / 1000));
-    if (cpuBefore) drainCpu.push(processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), events));
+    const rate = deliveries / ((performance.now() - started) / 1000);
+    const cpu = cpuBefore ? processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), deliveries) : undefined;
     const { rows: [check] } = await pool.query("select count(*) filter (where success)::int as ok, count(*)::int as n from webhooks.webhook_logs");
-    if (check.ok !== events || check.n !== events) throw new Error(`drain: expected ${events} successful attempts, got ${check.ok} of ${check.n}`);
+    if (check.ok !== deliveries || check.n !== deliveries) throw new Error(`${phase}: expected ${deliveries} successful attempts, got ${check.ok} of ${check.n}`);
     await stopDaemon(daemon);
+    return { rate, cpu };
+  };
+  for (let run = 0; run < runsOf("drain"); run++) {
+    if (run > 0 || backlog !== drainEvents) {
+      await pool.query("truncate webhooks.outbox");
+      await insertContacts(org!.id, drainEvents);
+    }
+    await settle();
+    const events = Number((await pool.query("select count(*) from webhooks.outbox")).rows[0].count);
+    await pool.query("truncate webhooks.webhook_logs restart identity; truncate webhooks.deliveries; truncate webhooks.events;");
+    const { rate, cpu } = await timeUntilLogged(events, receiver.child.pid!, "drain");
+    drainRates.push(rate);
+    if (cpu) drainCpu.push(cpu);
     await receiver.collect();
   }
 
@@ -182,33 +227,122 @@ async function main() {
   const p50s: number[] = [];
   const p99s: number[] = [];
   const maxes: number[] = [];
-  for (let run = 0; run < (!ONLY || ONLY === "latency" ? RUNS : 0); run++) {
-    await settle();
-    const daemon = await startDaemon(url, daemonPort);
+  /**
+   * With a daemon running: one organization's contacts committed at a steady LATENCY_RATE for
+   * `seconds` (after a 2 s warm-up at the same rate, not counted), each one's latency from just
+   * before its INSERT is sent to its receipt by `receiver` (which only that organization's
+   * endpoint may use meanwhile); infinite for one not received 2 s after the last write.
+   */
+  const steadyLatencies = async (organizationId: string, seconds: number): Promise<number[]> => {
     await receiver.collect();
     const sentAt = new Map<string, number>();
     const writer = new pg.Client({ connectionString: url });
     await writer.connect();
     // Two seconds at the same rate first, not counted: a steady state, not a cold start.
     const warmup = LATENCY_RATE * 2;
-    const total = LATENCY_RATE * LATENCY_SECONDS + warmup;
+    const total = LATENCY_RATE * seconds + warmup;
     const start = performance.now();
     for (let i = 0; i < total; i++) {
       const due = start + (i * 1000) / LATENCY_RATE;
       const wait = due - performance.now();
       if (wait > 0) await delay(wait);
       const t0 = performance.timeOrigin + performance.now();
-      const { rows } = await writer.query<{ id: string }>("insert into public.contacts (organization_id, first_name) values ($1, 'lat') returning id", [org!.id]);
+      const { rows } = await writer.query<{ id: string }>("insert into public.contacts (organization_id, first_name) values ($1, 'lat') returning id", [organizationId]);
       if (i >= warmup) sentAt.set(rows[0]!.id, t0);
     }
     await writer.end();
     await delay(2000);
     const received = await receiver.collect();
-    const latencies = [...sentAt].map(([id, t0]) => (received.get(id) ?? Number.POSITIVE_INFINITY) - t0);
+    return [...sentAt].map(([id, t0]) => (received.get(id) ?? Number.POSITIVE_INFINITY) - t0);
+  };
+  for (let run = 0; run < runsOf("latency"); run++) {
+    await settle();
+    const daemon = await startDaemon(url, daemonPort);
+    const latencies = await steadyLatencies(org!.id, LATENCY_SECONDS);
     p50s.push(percentile(latencies, 50));
     p99s.push(percentile(latencies, 99));
     maxes.push(Math.max(...latencies));
     await stopDaemon(daemon);
+  }
+
+  // Each of the next phases' runs starts from empty delivery tables and deletes its endpoints
+  // afterwards (with them go their deliveries and queue rows), so no phase sees another's work.
+  const startEmpty = () =>
+    pool.query("truncate webhooks.webhook_logs, webhooks.deliveries, webhooks.events, webhooks.outbox, webhooks.delivery_queue restart identity");
+
+  // 4. Dead endpoint: organization A's endpoint accepts connections and never answers, with
+  // DEAD_BACKLOG deliveries queued; organization B's endpoint (the fast receiver) meanwhile gets
+  // events at a steady LATENCY_RATE. B's latency must not depend on A. Both endpoints and the
+  // daemon at their defaults (max_in_flight 256, timeout_seconds 5).
+  const deadP50s: number[] = [];
+  const deadP99s: number[] = [];
+  const deadMaxes: number[] = [];
+  if (runsOf("dead-endpoint") > 0) {
+    const dead = await startReceiver(path.join(work, "dead.txt"), "never");
+    const { rows: [orgA, orgB] } = await pool.query<{ id: string }>("insert into organizations (name) values ('bench dead A'), ('bench dead B') returning id");
+    for (let run = 0; run < runsOf("dead-endpoint"); run++) {
+      await startEmpty();
+      const { rows: [endpointA] } = await pool.query<{ id: string; max_in_flight: number }>(
+        `insert into webhooks.webhook_configurations (organization_id, name, url, events)
+         values ($1, 'dead', $2, '{contact.created}') returning id, max_in_flight`, [orgA!.id, `http://127.0.0.1:${dead.port}/hook`]);
+      await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events)
+                        values ($1, 'healthy', $2, '{contact.created}')`, [orgB!.id, `http://127.0.0.1:${receiver.port}/hook`]);
+      await insertContacts(orgA!.id, DEAD_BACKLOG);
+      await settle();
+      const daemon = await startDaemon(url, daemonPort);
+      // Stuck: as many of A's deliveries in flight as its endpoint allows, the rest queued behind them.
+      const stuck = Math.min(endpointA!.max_in_flight, DEAD_BACKLOG);
+      for (let waited = 0; ; waited += 50) {
+        const { rows: [q] } = await pool.query<{ n: number }>(
+          "select count(*)::int as n from webhooks.delivery_queue where webhook_id = $1 and claimed_by is not null", [endpointA!.id]);
+        if (q!.n >= stuck) break;
+        if (waited > 60_000) throw new Error(`dead-endpoint: only ${q!.n} of A's deliveries were claimed after 60 s (expected ${stuck})`);
+        await delay(50);
+      }
+      const latencies = await steadyLatencies(orgB!.id, DEAD_SECONDS);
+      deadP50s.push(percentile(latencies, 50));
+      deadP99s.push(percentile(latencies, 99));
+      deadMaxes.push(Math.max(...latencies));
+      const { rows: [a] } = await pool.query<{ ok: number; n: number; queued: number; circuit: string }>(
+        `select (select count(*) filter (where success) from webhooks.webhook_logs where webhook_id = $1)::int as ok,
+                (select count(*) from webhooks.webhook_logs where webhook_id = $1)::int as n,
+                (select count(*) from webhooks.delivery_queue where webhook_id = $1)::int as queued,
+                (select circuit from webhooks.endpoint_states where webhook_id = $1) as circuit`, [endpointA!.id]);
+      if (a!.ok > 0) throw new Error(`dead-endpoint: the endpoint that never answers has ${a!.ok} successful attempts`);
+      console.error(`dead-endpoint run ${run + 1}: B p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, ` +
+        `max ${Math.max(...latencies).toFixed(1)} ms; A: ${a!.n} attempts logged (all failed), ${a!.queued} still queued, circuit ${a!.circuit}`);
+      await stopDaemon(daemon); // waits for A's open attempts to time out
+      await pool.query("delete from webhooks.webhook_configurations where organization_id = any($1)", [[orgA!.id, orgB!.id]]);
+    }
+    dead.child.kill("SIGTERM");
+  }
+
+  // 5. Slow endpoints: SLOW_ENDPOINTS endpoints on one receiver process that answers every request
+  // after SLOW_DELAY_MS, SLOW_CONTACTS events each, timed like the drain (from healthy until all
+  // logged). The attempts in flight bound it (WEBHOOKS_CONCURRENCY 1024 / 0.2 s = 5,120/s at the
+  // defaults) unless CPU binds first; the CPU row shows the receiver is not what binds.
+  const slowDeliveries = SLOW_ENDPOINTS * SLOW_CONTACTS;
+  const slowRates: number[] = [];
+  const slowCpu: CpuPerDelivery[] = [];
+  if (runsOf("slow-endpoints") > 0) {
+    const slow = await startReceiver(path.join(work, "slow.txt"), SLOW_DELAY_MS);
+    const { rows: [orgSlow] } = await pool.query<{ id: string }>("insert into organizations (name) values ('bench slow') returning id");
+    for (let run = 0; run < runsOf("slow-endpoints"); run++) {
+      await startEmpty();
+      await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events)
+                        select $1, 'slow ' || i, $2 || i, '{contact.created}' from generate_series(1, $3) i`,
+                       [orgSlow!.id, `http://127.0.0.1:${slow.port}/hook/`, SLOW_ENDPOINTS]);
+      await insertContacts(orgSlow!.id, SLOW_CONTACTS);
+      await settle();
+      const { rate, cpu } = await timeUntilLogged(slowDeliveries, slow.child.pid!, "slow-endpoints");
+      slowRates.push(rate);
+      if (cpu) slowCpu.push(cpu);
+      console.error(`slow-endpoints run ${run + 1}: ${rate.toFixed(1)} deliveries/s` +
+        (cpu ? `; CPU per delivery daemon / Postgres / receiver ${cpu.daemon.toFixed(0)} / ${cpu.postgres.toFixed(0)} / ${cpu.receiver.toFixed(0)} µs` +
+               ` (the receiver busy ${((cpu.receiver * rate) / 1e4).toFixed(0)} % of a core)` : ""));
+      await pool.query("delete from webhooks.webhook_configurations where organization_id = $1", [orgSlow!.id]);
+    }
+    slow.child.kill("SIGTERM");
   }
 
   receiver.child.kill("SIGTERM");
@@ -221,6 +355,8 @@ async function main() {
   const ratio = median(plainTps) / median(captureTps);
   const fmt = (n: number) => n.toFixed(1);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  const cpuCell = (c: CpuPerDelivery) => `${c.daemon.toFixed(0)} / ${c.postgres.toFixed(0)} / ${c.receiver.toFixed(0)}`;
+  const medianCpu = (runs: CpuPerDelivery[]) => (["daemon", "postgres", "receiver"] as const).map((side) => median(runs.map((c) => c[side])).toFixed(0)).join(" / ");
   console.log(`## ${new Date().toISOString().slice(0, 10)} — ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${srv.describe}
 
 | measure | runs | median | target |
@@ -229,11 +365,16 @@ async function main() {
 | capture: contacts with capture, 4 writers (tps) | ${captureTps.map(fmt).join(", ")} | ${fmt(median(captureTps))} | |
 | capture overhead (plain / captured) | | **${ratio.toFixed(2)}×** | ≤ 2.0× |
 | drain, ${drainEvents} deliveries, all logged (deliveries/s) | ${drainRates.map(fmt).join(", ")} | **${fmt(median(drainRates))}** | ≥ 5,000/s |
-${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs) | ${drainCpu.map((c) => `${c.daemon.toFixed(0)} / ${c.postgres.toFixed(0)} / ${c.receiver.toFixed(0)}`).join(", ")} | ${(["daemon", "postgres", "receiver"] as const).map((side) => median(drainCpu.map((c) => c[side])).toFixed(0)).join(" / ")} | |
+${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs) | ${drainCpu.map(cpuCell).join(", ")} | ${medianCpu(drainCpu)} | |
 ` : ""}| latency p50 at ${LATENCY_RATE} events/s (ms) | ${p50s.map(fmt).join(", ")} | ${fmt(median(p50s))} | |
 | latency p99 at ${LATENCY_RATE} events/s (ms) | ${p99s.map(fmt).join(", ")} | **${fmt(median(p99s))}** | ≤ 50 ms |
 | latency max (ms) | ${maxes.map(fmt).join(", ")} | ${fmt(median(maxes))} | |
-`);
+| dead endpoint: B's latency p50 at ${LATENCY_RATE} events/s while A's ${DEAD_BACKLOG} are stuck (ms) | ${deadP50s.map(fmt).join(", ")} | ${fmt(median(deadP50s))} | |
+| dead endpoint: B's latency p99 at ${LATENCY_RATE} events/s while A's ${DEAD_BACKLOG} are stuck (ms) | ${deadP99s.map(fmt).join(", ")} | **${fmt(median(deadP99s))}** | < 1,000 ms |
+| dead endpoint: B's latency max (ms) | ${deadMaxes.map(fmt).join(", ")} | ${fmt(median(deadMaxes))} | |
+| slow endpoints: ${SLOW_ENDPOINTS} × ${SLOW_DELAY_MS} ms, ${slowDeliveries} deliveries, all logged (deliveries/s) | ${slowRates.map(fmt).join(", ")} | **${fmt(median(slowRates))}** | ≥ 2,500/s |
+${slowCpu.length ? `| slow endpoints CPU per delivery: daemon / Postgres / receiver (µs) | ${slowCpu.map(cpuCell).join(", ")} | ${medianCpu(slowCpu)} | |
+` : ""}`);
 }
 
 main().catch((error: unknown) => {

@@ -53,7 +53,7 @@ create table webhooks.endpoint_states (
   circuit              text not null default 'closed' check (circuit in ('closed', 'open', 'probing')),
   circuit_until        timestamptz,
   circuit_trips        int not null default 0,
-  rate_tokens          float8 not null default 0,
+  rate_tokens          float8 not null default 'Infinity',  -- a new bucket starts full (capped at one second's worth)
   rate_refilled_at     timestamptz not null default now()
 );
 comment on table webhooks.endpoint_states is

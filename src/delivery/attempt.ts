@@ -23,7 +23,7 @@ export interface AttemptDependencies {
  * so one bad attempt cannot hold its delivery claimed forever.
  */
 export function createAttempt({ store, sender, logger, random = Math.random, stopping = () => false }: AttemptDependencies) {
-  /** `onExchangeOver` runs once the endpoint is no longer being asked (before the record is written). */
+  /** `onExchangeOver` runs once the attempt no longer counts toward its endpoint's in-flight limit. */
   return async (delivery: DeliveryContext, onExchangeOver: () => void = () => undefined): Promise<void> => {
     const deliveryId = delivery.id;
     const attempt = delivery.attempts + 1;
@@ -54,9 +54,11 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
       delivery.notSentReason !== null
         ? { status: null, headers: null, body: null, error: delivery.notSentReason, durationMs: 0, refused: true }
         : await sender.send({ url: delivery.url, headers, body: delivery.body, timeoutMs: delivery.timeoutSeconds * 1000 });
-    onExchangeOver();
-
     const record = decideOutcome(delivery, attempt, result, random());
+    // A success frees the endpoint's slot at once; a failure only once it is recorded, so that the
+    // next claim already counts it toward the endpoint's circuit breaker.
+    if (record.state === "succeeded") onExchangeOver();
+
     record.log = {
       organization_id: delivery.organizationId,
       webhook_id: delivery.webhookId,
@@ -75,6 +77,7 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
       success: record.state === "succeeded",
     };
     await recordUntilCommitted(record);
+    onExchangeOver();
     if (record.state !== "succeeded") {
       logger.debug("attempt failed", { deliveryId, attempt, status: result.status, state: record.state });
     }

@@ -6,8 +6,8 @@ import type { Statement } from "../capture/fan-out-statement.js";
  *
  * 1. `lockEndpointsStatement` finds the endpoints with queued deliveries (a loose index scan: one
  *    probe per endpoint, however long its queue) that may send now — not paused, circuit closed
- *    or due for a probe — and locks their endpoint_states rows, skipping rows another daemon
- *    holds: two daemons never claim for one endpoint at once.
+ *    or due for a probe, a delivery due — and locks their endpoint_states rows, skipping rows
+ *    another daemon holds: two daemons never claim for one endpoint at once.
  * 2. `claimStatement` takes per endpoint at most its room — max_in_flight (1 for a probe) minus
  *    the attempts in flight: this daemon's own (exact, passed in) plus every other daemon's as
  *    last published in endpoint_claims (the latest: they change only under the lock held since
@@ -43,6 +43,11 @@ export function lockEndpointsStatement(): Statement {
       where s.webhook_id in (select webhook_id from queued where webhook_id is not null)
         and not c.paused
         and (s.circuit = 'closed' or s.circuit_until <= now())
+        -- Something is due: endpoints whose queue holds only later retries are not locked.
+        and (exists (select 1 from webhooks.delivery_queue q
+                      where q.webhook_id = s.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null)
+             or exists (select 1 from webhooks.delivery_queue q
+                         where q.webhook_id = s.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null))
         for update of s skip locked`,
     values: [],
   };

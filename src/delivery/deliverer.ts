@@ -26,7 +26,9 @@ export interface DelivererOptions {
 /**
  * Claims queued deliveries and runs their attempts. An attempt holds nothing but its HTTP
  * exchange: no connection, no worker slot, so thousands can be in flight and a slow endpoint
- * costs only its own max_in_flight. Claims run one at a time, and another starts as soon as
+ * costs only its own max_in_flight. A successful exchange frees its slots (the daemon's and its
+ * endpoint's) as soon as it ends; a failed one once it is recorded, so that the next claim
+ * already counts it toward the endpoint's circuit breaker. Claims run one at a time, and another starts as soon as
  * there is news (a fan-out, a finished attempt) or the poll interval passes: what finishes
  * meanwhile is claimed together.
  */
@@ -34,7 +36,10 @@ export class Deliverer {
   private readonly store: DeliveryStore;
   private readonly sender: HttpSender;
   private readonly attempt: ReturnType<typeof createAttempt>;
+  /** Attempts not finished (sent, or being recorded). */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Attempts that hold a slot: their exchange is open (or, for a failure, not yet recorded). */
+  private open = 0;
   /** This daemon's requests open per endpoint, published with each claim (recording is not the endpoint's business). */
   private readonly inFlightTo = new Map<string, number>();
   private running = false;
@@ -82,7 +87,9 @@ export class Deliverer {
     let failures = 0;
     while (this.running) {
       this.woken = false;
-      const room = Math.min(500, capacity - this.inFlight.size);
+      // capacity bounds the requests open at once; attempts waiting only for their record are
+      // cheap, but bounded too (another capacity's worth), so a slow database slows claiming.
+      const room = Math.min(500, capacity - this.open, 2 * capacity - this.inFlight.size);
       let claimed = 0;
       if (room > 0) {
         try {
@@ -111,10 +118,12 @@ export class Deliverer {
   private track(delivery: DeliveryContext): void {
     const { webhookId } = delivery;
     this.inFlightTo.set(webhookId, (this.inFlightTo.get(webhookId) ?? 0) + 1);
+    this.open += 1;
     let open = true;
     const exchangeOver = () => {
       if (!open) return;
       open = false;
+      this.open -= 1;
       const left = (this.inFlightTo.get(webhookId) ?? 1) - 1;
       if (left > 0) this.inFlightTo.set(webhookId, left);
       else this.inFlightTo.delete(webhookId);
