@@ -137,17 +137,30 @@ comment on table webhooks.outbox_set_aside is
   'Captured events the fan-out failed on (error says why), set aside so that every other event flows. webhooks.release_set_aside(id) retries one, webhooks.discard_set_aside(id) drops it.';
 create index outbox_set_aside_organization_id_idx on webhooks.outbox_set_aside (organization_id);
 
--- Move a set-aside row back into the outbox (it keeps its event id).
-create function webhooks.release_set_aside(set_aside_id bigint) returns uuid
-language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
+-- The set-aside row a public function acts on: another organization's id gets the same answer
+-- as a missing one (nothing is disclosed), and a caller without a tenant must be the daemon's role.
+create function webhooks._set_aside_row(set_aside_id bigint, what text) returns webhooks.outbox_set_aside
+language plpgsql stable set search_path = pg_catalog, webhooks, pg_temp as $$
 declare
   row webhooks.outbox_set_aside;
 begin
   select * into row from webhooks.outbox_set_aside s where s.id = set_aside_id;
   if not found or row.organization_id is distinct from coalesce(webhooks.current_organization_id(), row.organization_id) then
-    raise exception using errcode = 'no_data_found', message = format('webhooks.release_set_aside: no set-aside event %s', set_aside_id);
+    raise exception using errcode = 'no_data_found', message = format('%s: no set-aside event %s', what, set_aside_id);
   end if;
-  perform webhooks._assert_tenant(row.organization_id, 'webhooks.release_set_aside');
+  perform webhooks._assert_tenant(row.organization_id, what);
+  return row;
+end
+$$;
+comment on function webhooks._set_aside_row(bigint, text) is
+  'Private: the set-aside row with this id, if the caller''s organization may act on it.';
+
+-- Move a set-aside row back into the outbox (it keeps its event id).
+create function webhooks.release_set_aside(set_aside_id bigint) returns uuid
+language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
+declare
+  row constant webhooks.outbox_set_aside := webhooks._set_aside_row(set_aside_id, 'webhooks.release_set_aside');
+begin
   delete from webhooks.outbox_set_aside s where s.id = row.id;
   insert into webhooks.outbox (event_id, organization_id, event_type, data, old_data, occurred_at, webhook_id, oversized_bytes)
   values (row.event_id, row.organization_id, row.event_type, row.data, row.old_data, row.occurred_at, row.webhook_id, row.oversized_bytes);
@@ -160,15 +173,9 @@ comment on function webhooks.release_set_aside(bigint) is
 
 create function webhooks.discard_set_aside(set_aside_id bigint) returns void
 language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
-declare
-  row webhooks.outbox_set_aside;
 begin
-  select * into row from webhooks.outbox_set_aside s where s.id = set_aside_id;
-  if not found or row.organization_id is distinct from coalesce(webhooks.current_organization_id(), row.organization_id) then
-    raise exception using errcode = 'no_data_found', message = format('webhooks.discard_set_aside: no set-aside event %s', set_aside_id);
-  end if;
-  perform webhooks._assert_tenant(row.organization_id, 'webhooks.discard_set_aside');
-  delete from webhooks.outbox_set_aside s where s.id = row.id;
+  delete from webhooks.outbox_set_aside s
+   where s.id = (webhooks._set_aside_row(set_aside_id, 'webhooks.discard_set_aside')).id;
 end
 $$;
 comment on function webhooks.discard_set_aside(bigint) is 'Public: drop a set-aside event for good.';
@@ -177,6 +184,7 @@ revoke execute on function webhooks._changes(jsonb, jsonb), webhooks._payload_ev
                            webhooks._payload_timestamp(timestamptz),
                            webhooks._event_body(uuid, text, timestamptz, uuid, jsonb, jsonb),
                            webhooks._event_payload(uuid, text, timestamptz, uuid, jsonb, jsonb),
+                           webhooks._set_aside_row(bigint, text),
                            webhooks.release_set_aside(bigint), webhooks.discard_set_aside(bigint) from public;
 grant execute on function webhooks._changes(jsonb, jsonb), webhooks._payload_event_id(uuid),
                           webhooks._payload_timestamp(timestamptz),
