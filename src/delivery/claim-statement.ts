@@ -12,8 +12,8 @@ import type { Statement } from "../capture/fan-out-statement.js";
  *    the attempts in flight: this daemon's own (exact, passed in) plus every other daemon's as
  *    last published in endpoint_claims (the latest: they change only under the lock held since
  *    step 1, and can only be too high) — fewer when the rate-limit bucket holds fewer tokens. It
- *    alternates first attempts and retries so neither starves the other, serves endpoints with
- *    the least in flight first, takes at most `limit` in all, marks them claimed by this daemon,
+ *    alternates first attempts and retries so neither starves the other, serves the
+ *    organizations holding fewest of this daemon's attempts first, takes at most `limit` in all, marks them claimed by this daemon,
  *    publishes this daemon's new figure, spends the tokens, marks a probe, and returns what each
  *    attempt needs.
  *
@@ -53,11 +53,18 @@ export function lockEndpointsStatement(): Statement {
   };
 }
 
-export function claimStatement(claims: { webhookIds: string[]; ownInFlight: number[]; daemonId: string; limit: number }): Statement {
+export function claimStatement(claims: {
+  webhookIds: string[];
+  ownInFlight: number[];
+  daemonId: string;
+  limit: number;
+  /** This daemon's open attempts per organization: claims go first to the organizations with fewest. */
+  organizations: { ids: string[]; open: number[] };
+}): Statement {
   return {
     name: "pg-webhooks:claim",
     text: `with endpoint as (
-       select s.webhook_id, s.circuit, own.n as own,
+       select s.webhook_id, s.organization_id, s.circuit, own.n as own,
               own.n + coalesce((select sum(ec.in_flight) from webhooks.endpoint_claims ec
                                  where ec.webhook_id = s.webhook_id and ec.daemon_id <> $3), 0)::int as in_flight,
               case when s.circuit = 'closed' then c.max_in_flight else 1 end as max_in_flight,
@@ -73,8 +80,8 @@ export function claimStatement(claims: { webhookIds: string[]; ownInFlight: numb
      ), allowance as (
        select e.*, greatest(0, least(e.max_in_flight - e.in_flight, coalesce(floor(e.tokens)::int, e.max_in_flight))) as room
          from endpoint e
-     ), ranked as (
-       select p.delivery_id, a.webhook_id, p.rank, a.in_flight
+     ), candidate as (
+       select p.delivery_id, a.webhook_id, a.organization_id, p.rank, a.in_flight
          from allowance a
         cross join lateral (
           select x.delivery_id, row_number() over (order by x.position, x.retry) as rank
@@ -91,7 +98,17 @@ export function claimStatement(claims: { webhookIds: string[]; ownInFlight: numb
            limit a.room
         ) p
         where a.room > 0
-        order by p.rank, a.in_flight, random()
+     ), ranked as (
+       -- Water-filling across organizations: a candidate's place is its organization's open
+       -- attempts in this daemon plus its place among that organization's candidates, so free
+       -- slots go first to the organizations holding fewest, and one tenant's many endpoints
+       -- cannot crowd the others out of a claim.
+       select c.delivery_id,
+              coalesce(o.open, 0) + row_number() over (partition by c.organization_id order by c.rank, c.in_flight, random()) as place,
+              c.rank
+         from candidate c
+         left join unnest($5::uuid[], $6::int[]) as o (organization_id, open) using (organization_id)
+        order by place, c.rank, random()
         limit $4
      ), picked as (
        select q.delivery_id
@@ -134,7 +151,7 @@ export function claimStatement(claims: { webhookIds: string[]; ownInFlight: numb
        join webhooks.deliveries d on d.id = claimed.delivery_id
        join webhooks.events e on e.id = d.event_id
        join webhooks.webhook_configurations c on c.id = d.webhook_id`,
-    values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit],
+    values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
   };
 }
 

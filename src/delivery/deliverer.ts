@@ -40,6 +40,8 @@ export class Deliverer {
   private readonly inFlight = new Set<Promise<void>>();
   /** Attempts that hold a slot: their exchange is open (or, for a failure, not yet recorded). */
   private open = 0;
+  /** The same, per organization: claims serve the organizations holding fewest first. */
+  private readonly openFor = new Map<string, number>();
   /** This daemon's requests open per endpoint, published with each claim (recording is not the endpoint's business). */
   private readonly inFlightTo = new Map<string, number>();
   private running = false;
@@ -93,7 +95,10 @@ export class Deliverer {
       let claimed = 0;
       if (room > 0) {
         try {
-          const deliveries = await this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0);
+          const deliveries = await this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0, {
+            ids: [...this.openFor.keys()],
+            open: [...this.openFor.values()],
+          });
           failures = 0;
           claimed = deliveries.length;
           this.stats.claimed += claimed;
@@ -116,17 +121,17 @@ export class Deliverer {
   }
 
   private track(delivery: DeliveryContext): void {
-    const { webhookId } = delivery;
-    this.inFlightTo.set(webhookId, (this.inFlightTo.get(webhookId) ?? 0) + 1);
+    const { webhookId, organizationId } = delivery;
+    increment(this.inFlightTo, webhookId, 1);
+    increment(this.openFor, organizationId, 1);
     this.open += 1;
     let open = true;
     const exchangeOver = () => {
       if (!open) return;
       open = false;
       this.open -= 1;
-      const left = (this.inFlightTo.get(webhookId) ?? 1) - 1;
-      if (left > 0) this.inFlightTo.set(webhookId, left);
-      else this.inFlightTo.delete(webhookId);
+      increment(this.inFlightTo, webhookId, -1);
+      increment(this.openFor, organizationId, -1);
       this.wake();
     };
     const tracked = this.attempt(delivery, exchangeOver)
@@ -151,4 +156,11 @@ export class Deliverer {
       this.wakeUp = done;
     });
   }
+}
+
+/** Adds `by` to a count, dropping it at zero (the maps hold only what is in flight). */
+function increment(counts: Map<string, number>, key: string, by: number): void {
+  const next = (counts.get(key) ?? 0) + by;
+  if (next > 0) counts.set(key, next);
+  else counts.delete(key);
 }

@@ -91,9 +91,14 @@ export class DeliveryStore {
 
   /**
    * Claims up to `limit` deliveries that their endpoints have room for now (claim-statement.ts);
-   * `ownInFlight` tells this daemon's attempts in flight to an endpoint.
+   * `ownInFlight` tells this daemon's attempts in flight to an endpoint, `organizations` its open
+   * attempts per organization.
    */
-  async claim(limit: number, ownInFlight: (webhookId: string) => number): Promise<DeliveryContext[]> {
+  async claim(
+    limit: number,
+    ownInFlight: (webhookId: string) => number,
+    organizations: { ids: string[]; open: number[] } = { ids: [], open: [] },
+  ): Promise<DeliveryContext[]> {
     const client = await this.pool.connect();
     try {
       // One round trip: begin, the planner settings and step 1 (which takes no parameters).
@@ -103,7 +108,7 @@ export class DeliveryStore {
         webhookIds.length === 0
           ? { rows: [] as ContextRow[] }
           : await client.query<ContextRow>(
-              claimStatement({ webhookIds, ownInFlight: webhookIds.map(ownInFlight), daemonId: this.daemonId, limit }),
+              claimStatement({ webhookIds, ownInFlight: webhookIds.map(ownInFlight), daemonId: this.daemonId, limit, organizations }),
             );
       await client.query("commit");
       return rows.map(toContext);

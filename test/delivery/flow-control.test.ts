@@ -435,6 +435,41 @@ test("an endpoint that never answers does not hold back another organization's e
   });
 });
 
+test("one organization's many endpoints that never answer cannot crowd another organization out of the daemon's slots", async (t) => {
+  const [orgA, orgB] = [await createOrganization(h.db.pool, "A"), await createOrganization(h.db.pool, "B")];
+  const dead = await gaugedReceiver(() => "never");
+  const healthy = await gaugedReceiver(() => ({ status: 200 }));
+  // Ten endpoints of A, each allowed more than the daemon's 40 slots: together they fill the daemon.
+  const hooksA: string[] = [];
+  for (let i = 0; i < 10; i++) {
+    const hook = await createWebhook(h.db.pool, {
+      organizationId: orgA, url: `${dead.url}?endpoint=${i}`, events: ["contact.created"], timeout_seconds: 1, max_retries: 0,
+    });
+    hooksA.push(hook.id);
+  }
+  const hookB = await createWebhook(h.db.pool, { organizationId: orgB, url: healthy.url, events: ["contact.created"] });
+
+  await withDaemons(1, { WEBHOOKS_CONCURRENCY: "40" }, async () => {
+    try {
+      await insertContacts(h.db.pool, orgA, 100);
+      await waitFor("A's requests fill the daemon's 40 slots", () => dead.hits.length >= 40);
+      const contactsB = await insertContacts(h.db.pool, orgB, 20);
+      await waitFor("B's 20 events at B's receiver", () => contactsB.every((id) => healthy.hits.some((hit) => hit.contactId === id)), 20_000);
+      const aReceived = dead.hits.length;
+      t.diagnostic(`when B had all 20: A's endpoints had received ${aReceived} requests`);
+      // A's first 40 time out after 1 s; the slots they free go to B first (B holds none), so all
+      // of B's 20 go out in the next claim, before A's second round can fill the daemon again.
+      // Served endpoint by endpoint instead, B would get one slot in eleven, A would fill the
+      // daemon again, and B would wait for A's second round to time out too.
+      assert.ok(aReceived <= 80, `A received ${aReceived} requests (more than two full rounds) before B's 20 arrived`);
+      assertEachReceivedOnce(healthy.hits, contactsB);
+      await allSucceeded(hookB.id, 20);
+    } finally {
+      await h.db.pool.query("update webhooks.webhook_configurations set paused = true where id = any ($1::uuid[])", [hooksA]);
+    }
+  });
+});
+
 test("a timed-out attempt is one the endpoint received; deliveries held back by the open circuit stay pending", async (t) => {
   const EVENTS = 120;
   const org = await createOrganization(h.db.pool);
