@@ -22,6 +22,7 @@ export interface RegistryOptions {
 export class DaemonRegistry {
   readonly id = `daemon-${os.hostname()}-${process.pid}-${randomBytes(4).toString("hex")}`;
   private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<void> | undefined;
   private workerPoolId: string | null = null;
   private readonly db: Kysely<Database>;
 
@@ -55,9 +56,9 @@ export class DaemonRegistry {
       } catch (error) {
         this.logger.warn("heartbeat failed", { error: describeError(error) });
       }
-      if (this.timer) this.timer = setTimeout(tick, this.options.heartbeatIntervalMs);
+      if (this.timer) this.timer = setTimeout(() => void (this.ticking = tick()), this.options.heartbeatIntervalMs);
     };
-    this.timer = setTimeout(tick, this.options.heartbeatIntervalMs);
+    this.timer = setTimeout(() => void (this.ticking = tick()), this.options.heartbeatIntervalMs);
   }
 
   async beat(): Promise<void> {
@@ -119,6 +120,8 @@ export class DaemonRegistry {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    // A heartbeat under way finishes first: the pool is closed after this returns.
+    await this.ticking;
     await this.db.deleteFrom("webhooks.daemons").where("id", "=", this.id).execute().catch(() => undefined);
   }
 }

@@ -470,6 +470,49 @@ test("one organization's many endpoints that never answer cannot crowd another o
   });
 });
 
+test("first attempts of fresh events take turns with retries that fell due earlier: neither waits for the other", async (t) => {
+  const org = await createOrganization(h.db.pool);
+  // Each contact's first attempt fails (500) and its retry succeeds; fewer than 10 failures, so
+  // the circuit stays closed.
+  const failing = new Set<string>();
+  const attempted = new Set<string>();
+  const receiver = await gaugedReceiver((hit) => {
+    const first = !attempted.has(hit.contactId);
+    attempted.add(hit.contactId);
+    return { status: first && failing.has(hit.contactId) ? 500 : 200 };
+  });
+  const hook = await createWebhook(h.db.pool, {
+    organizationId: org, url: receiver.url, events: ["contact.created"], max_in_flight: 4, retry_base_seconds: 1, paused: true,
+  });
+  const setPaused = (paused: boolean) =>
+    h.db.pool.query("update webhooks.webhook_configurations set paused = $2 where id = $1", [hook.id, paused]);
+
+  await withDaemons(1, {}, async () => {
+    for (const id of await insertContacts(h.db.pool, org, 8)) failing.add(id);
+    await setPaused(false);
+    await waitFor("8 first attempts failed and were rescheduled", async () =>
+      (await count("select count(*)::int as n from webhooks.delivery_queue where webhook_id = $1 and retry", [hook.id])) === 8);
+    // Hold the endpoint while the retries fall due, then queue 8 fresh events behind them.
+    await setPaused(true);
+    const fresh = await insertContacts(h.db.pool, org, 8);
+    await waitFor("the retries are due and the fresh deliveries queued", async () =>
+      (await count(
+        `select count(*) filter (where retry and due_at <= now())::int + count(*) filter (where not retry)::int as n
+           from webhooks.delivery_queue where webhook_id = $1`, [hook.id])) === 16, 10_000);
+    const before = receiver.hits.length;
+    await setPaused(false);
+    await allSucceeded(hook.id, 16);
+
+    const order = receiver.hits.slice(before).map((hit) => (fresh.includes(hit.contactId) ? "fresh" : "retry"));
+    t.diagnostic(`after unpausing: ${order.join(" ")}`);
+    // Strictly by due time, all 8 retries would go first. Taking turns, the first 4 requests
+    // (one claim's worth) are 2 and 2.
+    const firstRound = order.slice(0, 4);
+    assert.ok(firstRound.filter((kind) => kind === "fresh").length >= 2, `first requests after unpausing: ${firstRound.join(", ")}`);
+    assert.ok(firstRound.filter((kind) => kind === "retry").length >= 2, `first requests after unpausing: ${firstRound.join(", ")}`);
+  });
+});
+
 test("a timed-out attempt is one the endpoint received; deliveries held back by the open circuit stay pending", async (t) => {
   const EVENTS = 120;
   const org = await createOrganization(h.db.pool);
