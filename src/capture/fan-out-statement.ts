@@ -8,7 +8,7 @@
  * `for update skip locked` lets several daemons fan out side by side without taking an event twice.
  */
 
-/** SPEC'd in the README: a payload over 256 KiB is not sent; its deliveries log why. */
+/** A payload over 256 KiB is not sent; its deliveries log why (README, Isolation). */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;
 
 /** Which outbox rows a fan-out takes: the oldest `limit`, or exactly `ids` (when isolating a failure). */
