@@ -32,8 +32,9 @@ export async function readMigrations(directory = path.join(packageRoot, "sql")):
  * safe when several daemons start at once: all of it runs under one advisory lock. On an
  * up-to-date database it only reads, so a daemon logged in as webhooks_dispatcher can run it.
  */
-export async function migrate(pool: Pool, logger: Logger): Promise<{ applied: string[] }> {
-  const migrations = await readMigrations();
+export async function migrate(pool: Pool, logger: Logger, options: { upTo?: number } = {}): Promise<{ applied: string[] }> {
+  // upTo: stop after that migration (tests of upgrades from an older release's schema).
+  const migrations = (await readMigrations()).filter((migration) => migration.id <= (options.upTo ?? Number.POSITIVE_INFINITY));
   const client = await pool.connect();
   const applied: string[] = [];
   try {
