@@ -4,7 +4,7 @@ import { StringDecoder } from "node:string_decoder";
 import { Agent, buildConnector, type Dispatcher } from "undici";
 import { checkResolved, checkTarget, type CheckedTarget, type TargetPolicy } from "./target-guard.js";
 
-/** SPEC 2: webhook_logs.response_body keeps the first 16 KiB; reading stops there. */
+/** webhook_logs.response_body keeps the first 16 KiB; reading stops there. */
 export const RESPONSE_BODY_CAP_BYTES = 16 * 1024;
 
 export interface HttpRequest {
@@ -33,7 +33,7 @@ export interface HttpResult {
  * not followed (a 3xx is returned like any other status). The whole exchange, body included,
  * must finish within timeoutMs.
  *
- * The target guard (SPEC 1) lives in the Agent's connector, as in Svix: every new connection
+ * The target guard (README "Configuration") lives in the Agent's connector, as in Svix: every new connection
  * resolves its host once, refuses it if ANY address is refused, and connects to the addresses it
  * checked, never resolving again (no DNS rebinding). Host header and TLS servername stay the
  * URL's host. Both flags default to false, the SPEC defaults.

@@ -28,7 +28,7 @@ export function standardKey(secret: string): Buffer {
 }
 
 /**
- * The signature schemes of SPEC 5, each a pure function from what is sent to the headers that
+ * The signature schemes (README "What a delivery looks like"), each a pure function from what is sent to the headers that
  * sign it. Adding a scheme is adding an entry (and its name to the configuration check in SQL).
  */
 export const signatureSchemes: Record<SignatureScheme, Scheme> = {

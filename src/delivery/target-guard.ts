@@ -1,7 +1,7 @@
 import { BlockList, isIP, isIPv4, isIPv6 } from "node:net";
 
 /**
- * SPEC 1: which delivery targets are allowed. Pure rules, no I/O: send.ts resolves the host and
+ * README "Configuration" (private-target guard): which delivery targets are allowed. Pure rules, no I/O: send.ts resolves the host and
  * asks these rules about every address before it connects to one of them (SSRF guard).
  */
 export interface TargetPolicy {
@@ -61,7 +61,7 @@ export function checkResolved(host: string, protocol: string, addresses: readonl
     const finding = classifyAddress(address);
     const subject = sameAddress(host, address) ? `${address} is` : `${host} resolves to ${address},`;
     if (finding && !policy.allowPrivateTargets) return refuse(`${subject} ${finding} ${PRIVATE_FLAG}`);
-    // SPEC 1: plain http is allowed to private targets when those are allowed, to public ones only with the flag.
+    // README "Configuration": plain http is allowed to private targets when those are allowed, to public ones only with the flag.
     if (!finding && protocol === "http:" && !policy.allowHttp) {
       return refuse(`plain http:// to ${address}, a public address; only https:// is delivered to ${HTTP_FLAG}`);
     }

@@ -4,7 +4,7 @@ import type { Pool } from "../db/pool.js";
 import { describeError, type Logger } from "../logger.js";
 import { verifySignature } from "./verify-signature.js";
 
-/** SPEC 7: larger bodies are refused with 413 before any HMAC work. */
+/** README "Inbound leads": larger bodies are refused with 413 before any HMAC work. */
 export const MAX_INTAKE_BODY_BYTES = 1024 * 1024;
 
 export const INTAKE_PATH = /^\/v2\/webhook\/integration\/([^/]+)$/;
@@ -26,7 +26,7 @@ interface Integration {
 }
 
 /**
- * POST /v2/webhook/integration/:id (SPEC 7) and the retired v1 path. Checks, in order: method
+ * POST /v2/webhook/integration/:id (README "Inbound leads") and the retired v1 path. Checks, in order: method
  * (405), size (413), integration (404), signature/timestamp (401), idempotency-key, JSON and
  * customer_phone (400); then webhooks._accept_lead records the request and queues the lead in one
  * transaction (202, or 200 duplicate / 409 conflict). Every refusal is recorded through

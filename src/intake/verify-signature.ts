@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
 
-/** SPEC 7: a timestamp further than this from now is refused (replay window). */
+/** README "Inbound leads": a timestamp further than this from now is refused (replay window). */
 export const TIMESTAMP_TOLERANCE_SECONDS = 300;
 
 /** A `.` would make `<timestamp>.<body>.<key>` ambiguous. */
