@@ -138,6 +138,6 @@ export async function waitUntilAllSucceeded(
       timeoutMs,
     );
   } catch (error) {
-    throw new Error(`${(error as Error).message}; expected ${contactIds.length} contacts, last saw ${JSON.stringify(last)}`);
+    throw new Error(`${(error as Error).message}; expected ${contactIds.length} contacts, last saw ${JSON.stringify(last)}`, { cause: error });
   }
 }

@@ -66,7 +66,7 @@ export type Harness<O extends HarnessOptions> = Stage &
  * own `after` would only run once the database is gone.
  * (`O & HarnessOptions`, not a bare `O`, so that a responder's parameters are typed.)
  */
-export function useHarness<O extends HarnessOptions = {}>(options: O & HarnessOptions = {} as O): Harness<O> {
+export function useHarness<O extends HarnessOptions = Record<never, never>>(options: O & HarnessOptions = {} as O): Harness<O> {
   const stops: (() => Promise<unknown>)[] = [];
   // Memoized: Node 20 starts top-level `before` hooks as they are registered, without waiting for
   // the ones registered earlier, so each of the file's own hooks awaits this first.
