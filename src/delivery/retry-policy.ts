@@ -32,6 +32,8 @@ export function parseRetryAfterMs(value: string | undefined, now: number): numbe
   let ms: number;
   if (/^\d+$/.test(trimmed)) ms = Number(trimmed) * 1000;
   else {
+    // An HTTP date names its month; Date.parse alone would take "-5" for a year.
+    if (!/[A-Za-z]{3}/.test(trimmed)) return undefined;
     const at = Date.parse(trimmed);
     if (Number.isNaN(at)) return undefined;
     ms = at - now;

@@ -46,6 +46,8 @@ export class Batcher<In, Out> {
     if (this.queue.length === 0 || this.inFlight >= this.options.maxInFlight) return;
     const batch = this.queue.splice(0, this.options.maxBatch);
     this.inFlight += 1;
+    // What did not fit may go at once in another statement, up to maxInFlight.
+    this.schedule();
     try {
       const outcomes = await runIsolatingFailures(batch.map((pending) => pending.item), this.run);
       batch.forEach((pending, index) => {

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { decideOutcome } from "../../src/delivery/attempt.js";
-import { MAX_RETRY_DELAY_MS, nextRetryDelayMs } from "../../src/delivery/retry-policy.js";
+import { MAX_RETRY_DELAY_MS, nextRetryDelayMs, parseRetryAfterMs } from "../../src/delivery/retry-policy.js";
 import type { HttpResult } from "../../src/delivery/send.js";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -124,5 +124,29 @@ describe("decideOutcome", () => {
     const httpDate = new Date(now + 300_000).toUTCString();
     const outcome = decideOutcome(delivery, 1, result({ status: 503, headers: { "retry-after": httpDate } }), 0.5, now);
     assert.ok(outcome.retryAt!.getTime() >= now + 300_000, `retry at ${outcome.retryAt!.toISOString()}`);
+  });
+});
+
+describe("parseRetryAfterMs", () => {
+  const now = Date.parse("2026-11-30T12:00:00Z");
+
+  test("delta-seconds, with surrounding spaces, become milliseconds", () => {
+    assert.equal(parseRetryAfterMs("0", now), 0);
+    assert.equal(parseRetryAfterMs("120", now), 120_000);
+    assert.equal(parseRetryAfterMs("  7 ", now), 7_000);
+  });
+
+  test("an HTTP date is measured from now, and a date in the past means at once", () => {
+    assert.equal(parseRetryAfterMs("Mon, 30 Nov 2026 12:01:30 GMT", now), 90_000);
+    assert.equal(parseRetryAfterMs("Mon, 30 Nov 2026 11:00:00 GMT", now), 0);
+  });
+
+  test("absent or unparseable values are undefined, not zero", () => {
+    for (const value of [undefined, "", "soon", "-5", "1.5", "12abc"]) assert.equal(parseRetryAfterMs(value, now), undefined, String(value));
+  });
+
+  test("a server cannot park a delivery longer than the longest backoff", () => {
+    assert.equal(parseRetryAfterMs(String(10 * DAY_MS), now), MAX_RETRY_DELAY_MS);
+    assert.equal(parseRetryAfterMs("Fri, 01 Jan 2100 00:00:00 GMT", now), MAX_RETRY_DELAY_MS);
   });
 });
