@@ -2,9 +2,9 @@ import { Kysely, PostgresDialect, type ColumnType, type Generated } from "kysely
 import type { Pool } from "./pool.js";
 
 /**
- * Kysely types for the tables the daemon and the CLI query with the builder. The schema itself
- * lives only in sql/; the hot-path statements (fan-out, attempt records) are raw SQL in their
- * modules because they use unnest and graphile_worker.add_jobs, which the builder cannot say.
+ * Kysely types for the tables queried with the builder. The schema itself lives only in sql/;
+ * test/db/database-types.test.ts checks these against the migrated database. The hot-path
+ * statements (fan-out, claim, record) are raw SQL built by pure functions in their own modules.
  */
 export interface Database {
   "webhooks.daemons": DaemonsTable;
@@ -36,7 +36,7 @@ export interface WebhookLogsTable {
   request_headers: unknown;
   request_body: string | null;
   response_status: number | null;
-  response_headers: unknown;
+  response_headers: unknown | null;
   response_body: string | null;
   error: string | null;
   duration_ms: number | null;
@@ -51,6 +51,8 @@ export interface DeliveriesTable {
   webhook_id: string;
   state: "pending" | "succeeded" | "failed" | "dead";
   attempts: number;
+  /** Attempts made before the last webhooks.replay (0: never replayed); retries count from here. */
+  attempts_before_replay: number;
   next_attempt_at: Timestamp | null;
   last_status: number | null;
   last_error: string | null;
@@ -65,9 +67,11 @@ export interface OutboxTable {
   organization_id: string;
   event_type: string;
   data: unknown;
-  old_data: unknown;
+  old_data: unknown | null;
   occurred_at: Timestamp;
   webhook_id: string | null;
+  /** Bytes of a row too large to carry: `data` then holds only its id. */
+  oversized_bytes: number | null;
 }
 
 /** A query builder over an existing pool (the pool stays the caller's to end). */
