@@ -1,4 +1,4 @@
--- Reference CRM: the tables pg-webhooks captures out of the box (SPEC 2).
+-- Reference CRM: the tables pg-webhooks captures out of the box (README, "A two-minute tour").
 -- Real applications attach the same capture to their own tables with webhooks.track(...).
 
 create table public.organizations (

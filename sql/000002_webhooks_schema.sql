@@ -3,7 +3,7 @@
 -- The schema itself is created by the migrator before the first migration (it holds webhooks.migrations).
 comment on schema webhooks is 'pg-webhooks: configurations, captured events, deliveries and attempt logs.';
 
--- Every event type a configuration may subscribe to. The 17 catalog types ship here (SPEC 3);
+-- Every event type a configuration may subscribe to. The 17 catalog types ship here (docs/events.md);
 -- webhooks.track() adds <entity>.created/.updated/.deleted for an application's own tables.
 create table webhooks.event_types (
   name        text primary key,

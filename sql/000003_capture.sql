@@ -1,4 +1,4 @@
--- Capture: row triggers append to webhooks.outbox in the writer's transaction (SPEC 3).
+-- Capture: row triggers append to webhooks.outbox in the writer's transaction (docs/events.md).
 --
 -- Wake-ups. A NOTIFY takes a cluster-wide lock from pre-commit to commit, serialising every
 -- notifying transaction, so writers only NOTIFY when it can matter: some dispatcher is alive
@@ -40,7 +40,7 @@ comment on function webhooks._enqueue(uuid, text[], jsonb, jsonb, uuid) is
   'Private: append one outbox row per event type and wake a dispatcher if none is polling.';
 
 -- The capture trigger of the reference CRM tables. tg_argv[0] is the entity: contact, deal,
--- conversation or message. Emits exactly the catalog of SPEC 3.
+-- conversation or message. Emits exactly the catalog of docs/events.md.
 create function webhooks._capture_crm_change() returns trigger
 language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
 declare
@@ -91,7 +91,7 @@ begin
 end
 $$;
 comment on function webhooks._capture_crm_change() is
-  'Private trigger: turns writes to the reference CRM tables into catalog events (SPEC 3).';
+  'Private trigger: turns writes to the reference CRM tables into catalog events (docs/events.md).';
 
 create trigger webhooks_capture after insert or update on public.contacts
   for each row execute function webhooks._capture_crm_change('contact');

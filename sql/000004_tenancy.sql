@@ -1,4 +1,4 @@
--- Tenancy (SPEC 6): roles, grants and row-level security.
+-- Tenancy (README, "Tenancy"): roles, grants and row-level security.
 --
 -- webhooks_app         what applications log in as (or grant to their own login role): CRUD on
 --                      its organization's CRM rows and webhook configurations, SELECT on its

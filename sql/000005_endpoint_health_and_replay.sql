@@ -1,4 +1,4 @@
--- Endpoint health and operations (SPEC 5): 410 Gone and continuous failure disable an endpoint;
+-- Endpoint health and operations (docs/guarantees.md): 410 Gone and continuous failure disable an endpoint;
 -- dead deliveries are listed by a view and re-queued by webhooks.replay / webhooks.replay_dead.
 
 -- Continuous failure. The daemon sets failing_since on an endpoint's first failed attempt after a

@@ -1,4 +1,4 @@
--- Secret rotation (SPEC 2, 5): webhooks.rotate_secret gives an endpoint a new secret and keeps the
+-- Secret rotation (docs/signatures.md): webhooks.rotate_secret gives an endpoint a new secret and keeps the
 -- old one signing for 24 hours. The 24-hour window is 000002's validation trigger, which fires on
 -- any change of secret (a plain UPDATE too); this function only generates the secret.
 

@@ -1,4 +1,4 @@
--- Inbound lead intake (SPEC 7), database layer. The HTTP route verifies the signature and then
+-- Inbound lead intake (docs/intake.md), database layer. The HTTP route verifies the signature and then
 -- calls webhooks._accept_lead, which records the request and queues a webhooks.process_lead job
 -- in the same transaction (so a crash right after the 202 still produces the lead); the job calls
 -- webhooks._process_lead, which upserts the contact and opens the deal. Every request, accepted

@@ -36,7 +36,7 @@ export interface HttpResult {
  * The target guard (README "Configuration") lives in the Agent's connector, as in Svix: every new connection
  * resolves its host once, refuses it if ANY address is refused, and connects to the addresses it
  * checked, never resolving again (no DNS rebinding). Host header and TLS servername stay the
- * URL's host. Both flags default to false, the SPEC defaults.
+ * URL's host. Both flags default to false (docs/configuration.md).
  */
 export class HttpSender {
   private readonly agent: Agent;
