@@ -4,6 +4,22 @@
 --    (SET [LOCAL] ROLE, else the session user), not the login: a superuser pool that does
 --    `set local role webhooks_app` is an application. One helper, webhooks._assert_tenant,
 --    answers for every function: no organization set, another organization's row, a missing row.
+-- 2. A row of one organization never references a row of another: composite foreign keys on
+--    (organization_id, …) in the reference CRM, and in the webhooks schema an endpoint's state
+--    follows its configuration's organization and a webhook id reused by another organization
+--    never inherits what the previous owner left behind. An upgrade detaches (and records) the
+--    references across organizations that the previous release let through.
+
+do $$
+begin
+  -- ON DELETE SET NULL (column) below keeps organization_id when a contact is deleted.
+  if current_setting('server_version_num')::int < 150000 then
+    raise exception using
+      message = format('pg-webhooks needs PostgreSQL 15 or later from this release on (this server is %s)', current_setting('server_version')),
+      hint = 'the composite foreign keys of migration 000012 use ON DELETE SET NULL (column)';
+  end if;
+end
+$$;
 
 -- ---------------------------------------------------------------------------------------------
 -- 1. Who the caller is.
@@ -123,3 +139,188 @@ begin
   return webhooks._requeue(array(select d.id from webhooks.deliveries d where d.webhook_id = config.id and d.state = 'dead'));
 end
 $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- 2. References stay within one organization.
+--
+-- A foreign key's checks and actions run as the table's owner, past row-level security: with
+-- contact_id → contacts (id), organization A could attach a deal to B's contact, B's delete then
+-- reached A's rows, and the error told A whether an id of B's existed. Keyed on
+-- (organization_id, id), another organization's row is not a candidate at all: the same error
+-- as for a row that does not exist, and deletes stay within the organization.
+
+-- References the previous release let through are detached (set to null; the referencing row
+-- itself is kept in its organization) and recorded here, for the DBA. Nothing a tenant could
+-- read is lost: row-level security never let it see the row it referenced.
+create table webhooks.detached_references (
+  id                         bigint generated always as identity primary key,
+  table_name                 text not null,
+  row_id                     uuid not null,
+  organization_id            uuid not null,
+  column_name                text not null,
+  referenced_id              uuid not null,
+  referenced_organization_id uuid not null,
+  detached_at                timestamptz not null default now()
+);
+comment on table webhooks.detached_references is
+  'References from one organization''s row to another organization''s that the upgrade to 000012 set to null (table_name.column_name of row_id used to hold referenced_id). For the DBA; applications are not granted it.';
+alter table webhooks.detached_references enable row level security;
+alter table webhooks.detached_references force row level security;
+do $$
+begin
+  -- The owner writes it below (a superuser owner bypasses RLS anyway).
+  execute format('create policy owner on webhooks.detached_references for all to %I using (true) with check (true)', current_user);
+end
+$$;
+
+do $$
+declare
+  crm constant regclass[] := array['public.contacts', 'public.deals', 'public.conversations', 'public.messages']::regclass[];
+  t regclass;
+  enabled record;
+  detached int;
+begin
+  -- The owner runs the migrations, and RLS is forced on these tables (000004): lifted for this
+  -- transaction's repair, forced again at its end. The repair is no change of the tenant's data
+  -- (no updated_at, no captured event), so the tables' enabled triggers are off meanwhile.
+  foreach t in array crm loop
+    execute format('alter table %s no force row level security', t);
+  end loop;
+  create temporary table enabled_triggers on commit drop as
+    select tg.tgrelid::regclass as relation, tg.tgname as name
+      from pg_trigger tg
+     where tg.tgrelid = any (crm[2:4]) and not tg.tgisinternal and tg.tgenabled <> 'D';
+  for enabled in select * from enabled_triggers loop
+    execute format('alter table %s disable trigger %I', enabled.relation, enabled.name);
+  end loop;
+
+  with crossing as (
+    select 'public.deals' as table_name, d.id as row_id, d.organization_id, 'contact_id' as column_name,
+           c.id as referenced_id, c.organization_id as referenced_organization_id
+      from public.deals d join public.contacts c on c.id = d.contact_id
+     where c.organization_id <> d.organization_id
+    union all
+    select 'public.conversations', v.id, v.organization_id, 'contact_id', c.id, c.organization_id
+      from public.conversations v join public.contacts c on c.id = v.contact_id
+     where c.organization_id <> v.organization_id
+    union all
+    select 'public.messages', m.id, m.organization_id, 'conversation_id', v.id, v.organization_id
+      from public.messages m join public.conversations v on v.id = m.conversation_id
+     where v.organization_id <> m.organization_id
+  )
+  insert into webhooks.detached_references (table_name, row_id, organization_id, column_name, referenced_id, referenced_organization_id)
+  select * from crossing;
+  get diagnostics detached = row_count;
+
+  update public.deals d set contact_id = null
+    from webhooks.detached_references r where r.table_name = 'public.deals' and r.row_id = d.id;
+  update public.conversations v set contact_id = null
+    from webhooks.detached_references r where r.table_name = 'public.conversations' and r.row_id = v.id;
+  update public.messages m set conversation_id = null
+    from webhooks.detached_references r where r.table_name = 'public.messages' and r.row_id = m.id;
+
+  for enabled in select * from enabled_triggers loop
+    execute format('alter table %s enable trigger %I', enabled.relation, enabled.name);
+  end loop;
+  foreach t in array crm loop
+    execute format('alter table %s force row level security', t);
+  end loop;
+  if detached > 0 then
+    raise warning using message = format(
+      'detached %s references to another organization''s rows (set to null; each one is listed in webhooks.detached_references)', detached);
+  end if;
+end
+$$;
+
+-- The unique keys the composite references point at. Each replaces the index on
+-- organization_id alone, which it serves as well: no more index upkeep per write than before.
+alter table public.contacts add constraint contacts_organization_id_id_key unique (organization_id, id);
+drop index public.contacts_organization_id_idx;
+alter table public.conversations add constraint conversations_organization_id_id_key unique (organization_id, id);
+drop index public.conversations_organization_id_idx;
+
+-- Deleting a contact still clears its deals' and conversations' contact_id (and keeps their
+-- organization_id); deleting a conversation still deletes its messages.
+alter table public.deals
+  drop constraint deals_contact_id_fkey,
+  add constraint deals_contact_id_fkey foreign key (organization_id, contact_id)
+    references public.contacts (organization_id, id) on delete set null (contact_id);
+alter table public.conversations
+  drop constraint conversations_contact_id_fkey,
+  add constraint conversations_contact_id_fkey foreign key (organization_id, contact_id)
+    references public.contacts (organization_id, id) on delete set null (contact_id);
+alter table public.messages
+  drop constraint messages_conversation_id_fkey,
+  add constraint messages_conversation_id_fkey foreign key (organization_id, conversation_id)
+    references public.conversations (organization_id, id) on delete cascade;
+
+-- The webhooks schema. Applications write only configurations and inbound integrations there;
+-- an inbound integration's organization_id → organizations is held to the caller's organization
+-- by its policy's WITH CHECK, which fails before any foreign-key check. Deliveries, queue rows
+-- and logs carry their event's organization and a webhook id, without foreign keys (they are
+-- written on the hot path, see 000002). A tenant may choose a new configuration's id, so an id
+-- another organization has just deleted can come back as someone else's endpoint: what the
+-- previous owner left under it must never become the new endpoint's work.
+
+-- An endpoint's state (000011) carries its configuration's organization, now kept equal to it.
+alter table webhooks.webhook_configurations
+  add constraint webhook_configurations_organization_id_id_key unique (organization_id, id);
+update webhooks.endpoint_states s set organization_id = c.organization_id
+  from webhooks.webhook_configurations c where c.id = s.webhook_id and c.organization_id <> s.organization_id;
+alter table webhooks.endpoint_states
+  drop constraint endpoint_states_webhook_id_fkey,
+  add constraint endpoint_states_webhook_id_fkey foreign key (organization_id, webhook_id)
+    references webhooks.webhook_configurations (organization_id, id) on update cascade on delete cascade;
+
+-- Deleting a configuration deletes its deliveries and queue rows (000011), but a fan-out that
+-- read the configuration before the delete committed can still create one. Such leftovers of
+-- another organization go when the id is taken again; and claims only ever pair a queued
+-- delivery with an endpoint of its own organization (src/delivery/claim-statement.ts).
+create or replace function webhooks._create_endpoint_state() returns trigger
+language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
+begin
+  delete from webhooks.delivery_queue q where q.webhook_id = new.id and q.organization_id <> new.organization_id;
+  delete from webhooks.deliveries d where d.webhook_id = new.id and d.organization_id <> new.organization_id;
+  insert into webhooks.endpoint_states (webhook_id, organization_id) values (new.id, new.organization_id);
+  return null;
+end
+$$;
+comment on function webhooks._create_endpoint_state() is
+  'Private trigger: every new endpoint gets its endpoint_states row; deliveries another organization left under the same id are deleted.';
+
+-- The two views that join deliveries or logs to configurations by webhook id match the
+-- organization too: a configuration never counts or lists what another organization left under
+-- its id. (Both read as their caller, 000004 and 000005; the option is restated, as CREATE OR
+-- REPLACE VIEW resets it.)
+create or replace view webhooks.webhook_stats with (security_invoker = true) as
+select c.id as webhook_id,
+       c.organization_id,
+       c.name,
+       count(l.id) as attempts_24h,
+       count(l.id) filter (where l.success) as succeeded_24h,
+       count(l.id) filter (where not l.success) as failed_24h,
+       round(100.0 * count(l.id) filter (where l.success) / nullif(count(l.id), 0), 2) as success_rate_pct,
+       percentile_cont(0.5) within group (order by l.duration_ms) as p50_ms,
+       percentile_cont(0.95) within group (order by l.duration_ms) as p95_ms
+  from webhooks.webhook_configurations c
+  left join webhooks.webhook_logs l
+    on l.webhook_id = c.id and l.organization_id = c.organization_id and l.created_at > now() - interval '24 hours'
+ group by c.id, c.organization_id, c.name;
+
+create or replace view webhooks.dead_deliveries with (security_invoker = true) as
+select d.id as delivery_id,
+       d.organization_id,
+       d.webhook_id,
+       c.name as webhook_name,
+       c.url,
+       d.event_id,
+       e.event_type,
+       d.attempts,
+       d.last_status,
+       d.last_error,
+       d.created_at,
+       d.completed_at as dead_at
+  from webhooks.deliveries d
+  join webhooks.events e on e.id = d.event_id
+  join webhooks.webhook_configurations c on c.id = d.webhook_id and c.organization_id = d.organization_id
+ where d.state = 'dead';

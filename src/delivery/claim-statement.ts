@@ -19,6 +19,10 @@ import type { Statement } from "../capture/fan-out-statement.js";
  *
  * Queue rows are locked SKIP LOCKED too: a claim never waits, so it cannot deadlock with a
  * statement that gives claims back.
+ *
+ * Only queue rows of the endpoint's own organization are candidates: a webhook id that another
+ * organization deleted and a tenant then chose again must not inherit what was left queued under
+ * it (sql/000012_tenant_hardening.sql).
  */
 
 /** Set in the claim transaction: the queue's statistics are always stale (it churns by thousands of rows a second), and only its index's order makes a claim cheap. */
@@ -45,9 +49,11 @@ export function lockEndpointsStatement(): Statement {
         and (s.circuit = 'closed' or s.circuit_until <= now())
         -- Something is due: endpoints whose queue holds only later retries are not locked.
         and (exists (select 1 from webhooks.delivery_queue q
-                      where q.webhook_id = s.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null)
+                      where q.webhook_id = s.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null
+                        and q.organization_id = s.organization_id)
              or exists (select 1 from webhooks.delivery_queue q
-                         where q.webhook_id = s.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null))
+                         where q.webhook_id = s.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null
+                           and q.organization_id = s.organization_id))
         for update of s skip locked`,
     values: [],
   };
@@ -88,11 +94,13 @@ export function claimStatement(claims: {
             from ((select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null
+                      and q.organization_id = a.organization_id
                     order by q.due_at limit a.room)
                   union all
                   (select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null
+                      and q.organization_id = a.organization_id
                     order by q.due_at limit a.room)) x
            order by x.position, x.retry
            limit a.room

@@ -1,0 +1,98 @@
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, test } from "node:test";
+import pg from "pg";
+import { createLogger } from "../../src/logger.js";
+import { createPool, type Pool } from "../../src/db/pool.js";
+import { migrate } from "../../src/db/migrate.js";
+import { databaseUrl } from "../support/database.js";
+
+// Upgrading a database that holds what the previous release let through
+// (sql/000012_tenant_hardening.sql): rows of one organization that reference another's. The
+// upgrade succeeds, repairs them, and says so.
+
+const name = `pgw_th_${randomBytes(6).toString("hex")}`;
+let admin: pg.Client;
+let pool: Pool;
+/** The migrator's log lines of the upgrade. */
+const lines: { level: string; message: string }[] = [];
+const seeded: Record<string, string> = {};
+let before12: unknown[];
+
+async function insert(statement: string, values: unknown[]): Promise<string> {
+  return (await pool.query<{ id: string }>(`${statement} returning id`, values)).rows[0]!.id;
+}
+
+/** Every CRM row's id and updated_at: the repair must not touch them. */
+async function touched(): Promise<unknown[]> {
+  return (await pool.query(
+    "select id, updated_at from deals union all select id, updated_at from conversations union all select id, updated_at from messages order by id",
+  )).rows;
+}
+
+before(async () => {
+  admin = new pg.Client({ connectionString: process.env.TEST_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  pool = createPool(databaseUrl(name), { max: 2 });
+  await migrate(pool, createLogger("silent"), { upTo: 11 });
+
+  const a = (seeded.a = await insert("insert into organizations (name) values ('A')", []));
+  const b = (seeded.b = await insert("insert into organizations (name) values ('B')", []));
+  const contactA = (seeded.contactA = await insert("insert into contacts (organization_id, first_name) values ($1, 'a')", [a]));
+  const contactB = (seeded.contactB = await insert("insert into contacts (organization_id, first_name) values ($1, 'b')", [b]));
+  seeded.conversationA = await insert("insert into conversations (organization_id, contact_id, channel) values ($1, $2, 'sms')", [a, contactA]);
+  seeded.conversationB = await insert("insert into conversations (organization_id, contact_id, channel) values ($1, $2, 'sms')", [b, contactB]);
+  // What the previous release's plain foreign keys accepted from organization A:
+  seeded.crossDeal = await insert("insert into deals (organization_id, contact_id, title) values ($1, $2, 'x')", [a, contactB]);
+  seeded.crossConversation = await insert("insert into conversations (organization_id, contact_id, channel) values ($1, $2, 'x')", [a, contactB]);
+  seeded.crossMessage = await insert("insert into messages (organization_id, conversation_id, direction, body) values ($1, $2, 'inbound', 'x')", [a, seeded.conversationB]);
+  seeded.ownDeal = await insert("insert into deals (organization_id, contact_id, title) values ($1, $2, 'own')", [a, contactA]);
+  seeded.ownMessage = await insert("insert into messages (organization_id, conversation_id, direction, body) values ($1, $2, 'inbound', 'own')", [a, seeded.conversationA]);
+
+  await pool.query("delete from webhooks.outbox");
+  before12 = await touched();
+  await migrate(pool, createLogger("warn", (line) => lines.push(JSON.parse(line) as { level: string; message: string })));
+});
+after(async () => {
+  await pool.end();
+  await admin.query(`drop database if exists ${name} with (force)`);
+  await admin.end();
+});
+
+async function target(table: string, column: string, id: string): Promise<unknown> {
+  return (await pool.query(`select ${column} as target from ${table} where id = $1`, [id])).rows[0]?.target;
+}
+
+test("references across organizations are detached, recorded and reported; every other row is kept as it was", async () => {
+  assert.equal(await target("deals", "contact_id", seeded.crossDeal!), null);
+  assert.equal(await target("conversations", "contact_id", seeded.crossConversation!), null);
+  assert.equal(await target("messages", "conversation_id", seeded.crossMessage!), null, "the message is kept, detached from B's conversation");
+  assert.equal(await target("deals", "contact_id", seeded.ownDeal!), seeded.contactA);
+  assert.equal(await target("messages", "conversation_id", seeded.ownMessage!), seeded.conversationA);
+  assert.equal(await target("conversations", "contact_id", seeded.conversationB!), seeded.contactB);
+
+  const { rows: recorded } = await pool.query(
+    `select table_name, row_id, organization_id, column_name, referenced_id, referenced_organization_id
+       from webhooks.detached_references order by table_name`,
+  );
+  const { a, b, contactB, conversationB } = seeded;
+  assert.deepEqual(recorded, [
+    { table_name: "public.conversations", row_id: seeded.crossConversation, organization_id: a, column_name: "contact_id", referenced_id: contactB, referenced_organization_id: b },
+    { table_name: "public.deals", row_id: seeded.crossDeal, organization_id: a, column_name: "contact_id", referenced_id: contactB, referenced_organization_id: b },
+    { table_name: "public.messages", row_id: seeded.crossMessage, organization_id: a, column_name: "conversation_id", referenced_id: conversationB, referenced_organization_id: b },
+  ]);
+  const warnings = lines.filter((line) => line.level === "warn").map((line) => line.message);
+  assert.ok(
+    warnings.some((message) => /detached 3 references to another organization's rows .*webhooks\.detached_references/.test(message)),
+    `the upgrade says so in its log: ${JSON.stringify(warnings)}`,
+  );
+
+  assert.deepEqual(await touched(), before12, "the repair changes no updated_at");
+  assert.deepEqual((await pool.query("select event_type from webhooks.outbox")).rows, [], "and emits no events");
+  await assert.rejects(
+    pool.query("insert into deals (organization_id, contact_id, title) values ($1, $2, 'x')", [a, contactB]),
+    (error: pg.DatabaseError) => error.code === "23503",
+    "from now on such a reference is refused",
+  );
+});
