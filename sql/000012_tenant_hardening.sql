@@ -9,6 +9,9 @@
 --    follows its configuration's organization and a webhook id reused by another organization
 --    never inherits what the previous owner left behind. An upgrade detaches (and records) the
 --    references across organizations that the previous release let through.
+-- 3. A delivery has at most one attempt in flight and its attempt numbers are unique: replay of
+--    a delivery already queued or in flight sends nothing more and says so; the queue row numbers
+--    attempts as they are claimed; webhook_logs refuses a second row under one number.
 
 do $$
 begin
@@ -110,33 +113,6 @@ begin
   select * into row from webhooks.outbox_set_aside s where s.id = set_aside_id;
   perform webhooks._assert_tenant(row.organization_id, what, format('no set-aside event %s', set_aside_id));
   return row;
-end
-$$;
-
--- replay and replay_dead (000005) as well.
-create or replace function webhooks.replay(delivery_id uuid) returns void
-language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
-declare
-  delivery webhooks.deliveries;
-  config webhooks.webhook_configurations;
-begin
-  select * into delivery from webhooks.deliveries d where d.id = replay.delivery_id;
-  perform webhooks._assert_tenant(delivery.organization_id, 'webhooks.replay', format('no delivery %s', delivery_id));
-  select * into config from webhooks.webhook_configurations c where c.id = delivery.webhook_id;
-  perform webhooks._refuse_inactive(config, 'webhooks.replay');
-  perform webhooks._requeue(array[delivery.id]);
-end
-$$;
-
-create or replace function webhooks.replay_dead(webhook_id uuid) returns int
-language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
-declare
-  config webhooks.webhook_configurations;
-begin
-  select * into config from webhooks.webhook_configurations c where c.id = replay_dead.webhook_id;
-  perform webhooks._assert_tenant(config.organization_id, 'webhooks.replay_dead', format('no webhook %s', webhook_id));
-  perform webhooks._refuse_inactive(config, 'webhooks.replay_dead');
-  return webhooks._requeue(array(select d.id from webhooks.deliveries d where d.webhook_id = config.id and d.state = 'dead'));
 end
 $$;
 
@@ -324,3 +300,151 @@ select d.id as delivery_id,
   join webhooks.events e on e.id = d.event_id
   join webhooks.webhook_configurations c on c.id = d.webhook_id and c.organization_id = d.organization_id
  where d.state = 'dead';
+
+-- ---------------------------------------------------------------------------------------------
+-- 3. One attempt in flight, unique attempt numbers.
+--
+-- A delivery waits for and makes its attempts through its one row in webhooks.delivery_queue
+-- (primary key delivery_id): a claim marks the row (claimed_by), and only the claim's holder
+-- finishes or reschedules it. 000005's replay queued one job per call, so three replays in one
+-- transaction sent three requests, all logged as attempt 2. Now:
+-- - replay queues a delivery only when it has no queue row; already queued, it becomes due at
+--   once; being attempted, nothing changes. It says which ('queued', 'already queued',
+--   'in flight').
+-- - the queue row numbers attempts: each claim takes the next number, so a claim given back
+--   while its attempt still runs (its daemon taken for dead) never leads to a second attempt
+--   under the same number.
+-- - webhook_logs refuses a second row under one (delivery_id, attempt). Its unique index
+--   replaces the index on delivery_id, which it serves as well: one index per log row, as before.
+
+alter table webhooks.delivery_queue add column attempts int not null default 0;
+comment on column webhooks.delivery_queue.attempts is
+  'Attempts of the delivery so far, counting one in flight: each claim takes the next number (attempts + 1), so no number is used twice.';
+update webhooks.delivery_queue q set attempts = d.attempts from webhooks.deliveries d where d.id = q.delivery_id;
+
+-- Queues deliveries that have no queue row: pending again, a fresh retry budget (attempt
+-- numbers continue). Returns how many it queued; one already queued counts for nothing. Runs
+-- with the privileges of the replay function that calls it, which has checked the tenant.
+create or replace function webhooks._requeue(delivery_ids uuid[]) returns int
+language plpgsql set search_path = pg_catalog, webhooks, pg_temp as $$
+declare
+  queued int;
+begin
+  -- The queue row first (its primary key decides between concurrent replays; the loser waits
+  -- for the winner's commit and inserts nothing), then the delivery: the order the daemon's
+  -- record statement locks them in.
+  with entered as (
+    insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, attempts)
+    select d.id, d.webhook_id, d.organization_id, d.attempts from webhooks.deliveries d where d.id = any (delivery_ids)
+    on conflict (delivery_id) do nothing
+    returning delivery_id
+  ), requeued as (
+    update webhooks.deliveries d
+       set state = 'pending',
+           next_attempt_at = now(),
+           completed_at = null,
+           attempts_before_replay = d.attempts,
+           updated_at = now()
+      from entered e
+     where d.id = e.delivery_id
+    returning d.id
+  )
+  select count(*) into queued from requeued;
+  if queued > 0 then
+    perform pg_notify('webhooks_deliveries', '');
+  end if;
+  return queued;
+end
+$$;
+
+-- The return type changes (void → text), so the function is dropped and made again.
+drop function webhooks.replay(uuid);
+create function webhooks.replay(delivery_id uuid) returns text
+language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
+declare
+  delivery webhooks.deliveries;
+  config webhooks.webhook_configurations;
+  queued webhooks.delivery_queue;
+begin
+  select * into delivery from webhooks.deliveries d where d.id = replay.delivery_id;
+  select * into config from webhooks.webhook_configurations c
+   where c.id = delivery.webhook_id and c.organization_id = delivery.organization_id;
+  perform webhooks._assert_tenant(config.organization_id, 'webhooks.replay', format('no delivery %s', delivery_id));
+  perform webhooks._refuse_inactive(config, 'webhooks.replay');
+
+  -- Locked: claims skip locked rows, so none takes it while this decides.
+  select * into queued from webhooks.delivery_queue q where q.delivery_id = delivery.id for update;
+  if found and queued.claimed_by is not null then
+    return 'in flight';
+  elsif found then
+    update webhooks.delivery_queue q set due_at = least(q.due_at, now()), retry = false where q.delivery_id = delivery.id;
+    update webhooks.deliveries d
+       set state = 'pending', next_attempt_at = now(), attempts_before_replay = d.attempts, updated_at = now()
+     where d.id = delivery.id;
+    return 'already queued';
+  elsif webhooks._requeue(array[delivery.id]) = 1 then
+    return 'queued';
+  end if;
+  -- A concurrent replay queued it first (its row was not committed when this looked).
+  select * into queued from webhooks.delivery_queue q where q.delivery_id = delivery.id;
+  return case when queued.claimed_by is null then 'already queued' else 'in flight' end;
+end
+$$;
+comment on function webhooks.replay(uuid) is
+  'Public: deliver one delivery again. Returns ''queued'' (it had finished, succeeded or dead: pending again with a fresh retry budget of max_retries, attempt numbers continuing in webhook_logs), ''already queued'' (it was waiting for an attempt: due at once, with a fresh retry budget, still one attempt at a time) or ''in flight'' (an attempt is being made: nothing changes; replay again once it is logged). Never a second attempt at once.';
+revoke execute on function webhooks.replay(uuid) from public;
+grant execute on function webhooks.replay(uuid) to webhooks_app, webhooks_dispatcher;
+
+create or replace function webhooks.replay_dead(webhook_id uuid) returns int
+language plpgsql security definer set search_path = pg_catalog, webhooks, pg_temp as $$
+declare
+  config webhooks.webhook_configurations;
+begin
+  select * into config from webhooks.webhook_configurations c where c.id = replay_dead.webhook_id;
+  perform webhooks._assert_tenant(config.organization_id, 'webhooks.replay_dead', format('no webhook %s', webhook_id));
+  perform webhooks._refuse_inactive(config, 'webhooks.replay_dead');
+  return webhooks._requeue(array(
+    select d.id from webhooks.deliveries d
+     where d.webhook_id = config.id and d.organization_id = config.organization_id and d.state = 'dead'));
+end
+$$;
+comment on function webhooks.replay_dead(uuid) is
+  'Public: replay every dead delivery of one webhook (see webhooks.replay); returns how many were queued (one already queued again counts for nothing).';
+
+-- Attempt numbers an older release used twice for one delivery (see above) are renumbered in
+-- the order the attempts were logged, and the delivery's count follows, so that the unique key
+-- can be built and the next attempt continues after the last one logged. webhook_logs is
+-- append-only (000002's trigger) and RLS is forced on it without a policy for the owner: both
+-- are lifted for this transaction's repair only.
+do $$
+declare
+  renumbered int;
+  renumbered_deliveries int;
+begin
+  alter table webhooks.webhook_logs no force row level security;
+  alter table webhooks.webhook_logs disable trigger append_only;
+  create temporary table renumbered_attempts on commit drop as
+    select l.id, l.delivery_id, row_number() over (partition by l.delivery_id order by l.id)::int as attempt
+      from webhooks.webhook_logs l
+     where l.delivery_id in (select delivery_id from webhooks.webhook_logs group by delivery_id, attempt having count(*) > 1);
+  update webhooks.webhook_logs l set attempt = n.attempt
+    from renumbered_attempts n where l.id = n.id and l.attempt <> n.attempt;
+  get diagnostics renumbered = row_count;
+  update webhooks.deliveries d set attempts = greatest(d.attempts, n.last)
+    from (select delivery_id, max(attempt) as last from renumbered_attempts group by delivery_id) n
+   where d.id = n.delivery_id;
+  get diagnostics renumbered_deliveries = row_count;
+  update webhooks.delivery_queue q set attempts = d.attempts
+    from webhooks.deliveries d where d.id = q.delivery_id and q.attempts <> d.attempts;
+  alter table webhooks.webhook_logs enable trigger append_only;
+  alter table webhooks.webhook_logs force row level security;
+  if renumbered > 0 then
+    raise warning using message = format(
+      'renumbered %s attempts of %s %s in webhook_logs: an older release logged them under a number already used; they now follow the order they were logged',
+      renumbered, renumbered_deliveries, case when renumbered_deliveries = 1 then 'delivery' else 'deliveries' end);
+  end if;
+end
+$$;
+
+drop index webhooks.webhook_logs_delivery_id_idx;
+alter table webhooks.webhook_logs add constraint webhook_logs_delivery_id_attempt_key unique (delivery_id, attempt);

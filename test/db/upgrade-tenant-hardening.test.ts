@@ -8,8 +8,9 @@ import { migrate } from "../../src/db/migrate.js";
 import { databaseUrl } from "../support/database.js";
 
 // Upgrading a database that holds what the previous release let through
-// (sql/000012_tenant_hardening.sql): rows of one organization that reference another's. The
-// upgrade succeeds, repairs them, and says so.
+// (sql/000012_tenant_hardening.sql): rows of one organization that reference another's, and
+// attempts logged twice under one number (three replays in one transaction used to queue three
+// jobs). The upgrade succeeds, repairs both, and says so.
 
 const name = `pgw_th_${randomBytes(6).toString("hex")}`;
 let admin: pg.Client;
@@ -49,6 +50,30 @@ before(async () => {
   seeded.crossMessage = await insert("insert into messages (organization_id, conversation_id, direction, body) values ($1, $2, 'inbound', 'x')", [a, seeded.conversationB]);
   seeded.ownDeal = await insert("insert into deals (organization_id, contact_id, title) values ($1, $2, 'own')", [a, contactA]);
   seeded.ownMessage = await insert("insert into messages (organization_id, conversation_id, direction, body) values ($1, $2, 'inbound', 'own')", [a, seeded.conversationA]);
+
+  // Attempts as the previous release logged them: one delivery replayed three times at once
+  // (attempt 2 three times), one logged normally, and one waiting in the queue for attempt 4.
+  const hook = await insert("insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'h', 'https://example.com', '{*}')", [a]);
+  const delivery = async (state: string, attempts: number, logged: number[]) => {
+    const eventId = `evt_${randomBytes(16).toString("hex")}`;
+    await pool.query("insert into webhooks.events (id, organization_id, event_type, body, occurred_at) values ($1, $2, 'contact.created', '{}', now())", [eventId, a]);
+    const id = await insert(
+      "insert into webhooks.deliveries (organization_id, event_id, webhook_id, state, attempts) values ($1, $2, $3, $4, $5)",
+      [a, eventId, hook, state, attempts],
+    );
+    for (const attempt of logged) {
+      await pool.query(
+        `insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers, success)
+         values ($1, $2, $3, $4, 'contact.created', $5, 'https://example.com', '{}', $6)`,
+        [a, hook, eventId, id, attempt, attempt > 1],
+      );
+    }
+    return id;
+  };
+  seeded.replayedAtOnce = await delivery("succeeded", 2, [1, 2, 2, 2]);
+  seeded.loggedOnce = await delivery("succeeded", 2, [1, 2]);
+  seeded.waiting = await delivery("failed", 3, [1, 2, 3]);
+  await pool.query("insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, retry) values ($1, $2, $3, true)", [seeded.waiting, hook, a]);
 
   await pool.query("delete from webhooks.outbox");
   before12 = await touched();
@@ -94,5 +119,39 @@ test("references across organizations are detached, recorded and reported; every
     pool.query("insert into deals (organization_id, contact_id, title) values ($1, $2, 'x')", [a, contactB]),
     (error: pg.DatabaseError) => error.code === "23503",
     "from now on such a reference is refused",
+  );
+});
+
+test("attempts logged twice under one number are numbered in the order they were logged, and the delivery's count follows", async () => {
+  const attempts = async (delivery: string) => {
+    const { rows } = await pool.query<{ attempt: number }>("select attempt from webhooks.webhook_logs where delivery_id = $1 order by id", [delivery]);
+    return rows.map((row) => row.attempt);
+  };
+  assert.deepEqual(await attempts(seeded.replayedAtOnce!), [1, 2, 3, 4]);
+  assert.deepEqual(await attempts(seeded.loggedOnce!), [1, 2]);
+  const { rows } = await pool.query("select id, attempts from webhooks.deliveries where id = any ($1::uuid[]) order by attempts",
+    [[seeded.replayedAtOnce, seeded.loggedOnce, seeded.waiting]]);
+  assert.deepEqual(rows, [
+    { id: seeded.loggedOnce, attempts: 2 },
+    { id: seeded.waiting, attempts: 3 },
+    { id: seeded.replayedAtOnce, attempts: 4 },
+  ]);
+  const { rows: queued } = await pool.query("select attempts from webhooks.delivery_queue where delivery_id = $1", [seeded.waiting]);
+  assert.deepEqual(queued, [{ attempts: 3 }], "the queued delivery's next attempt is its 4th");
+  assert.ok(
+    lines.some((line) => line.level === "warn" && /renumbered 2 attempts of 1 delivery/.test(line.message)),
+    JSON.stringify(lines),
+  );
+});
+
+test("from now on a second row under one attempt number of a delivery is refused", async () => {
+  const { rows: [log] } = await pool.query("select * from webhooks.webhook_logs where delivery_id = $1 limit 1", [seeded.loggedOnce]);
+  await assert.rejects(
+    pool.query(
+      `insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers, success)
+       values ($1, $2, $3, $4, $5, $6, $7, '{}', false)`,
+      [log.organization_id, log.webhook_id, log.event_id, log.delivery_id, log.event_type, log.attempt, log.url],
+    ),
+    (error: pg.DatabaseError) => error.code === "23505" && /webhook_logs_delivery_id_attempt_key/.test(error.message),
   );
 });
