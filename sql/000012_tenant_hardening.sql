@@ -12,6 +12,9 @@
 -- 3. A delivery has at most one attempt in flight and its attempt numbers are unique: replay of
 --    a delivery already queued or in flight sends nothing more and says so; the queue row numbers
 --    attempts as they are claimed; webhook_logs refuses a second row under one number.
+-- 4. Errors carry no secret: a NOT NULL column left null is refused by name before PostgreSQL
+--    would answer "Failing row contains (…)" with the row's secret and headers in it.
+--    (Static header values are redacted from webhook_logs by the daemon: src/delivery/attempt.ts.)
 
 do $$
 begin
@@ -448,3 +451,41 @@ $$;
 
 drop index webhooks.webhook_logs_delivery_id_idx;
 alter table webhooks.webhook_logs add constraint webhook_logs_delivery_id_attempt_key unique (delivery_id, attempt);
+
+-- ---------------------------------------------------------------------------------------------
+-- 4. No secret in an error.
+--
+-- PostgreSQL answers a NOT NULL violation with "Failing row contains (…)": the whole row, with a
+-- configuration's secret and static headers or an integration's signing secret, sent to the
+-- client and written to the server's log. (Roles under row-level security get no such detail;
+-- superusers and the owner do.) Every NOT NULL column left null is refused here first, by name.
+create function webhooks._refuse_null_columns() returns trigger
+language plpgsql set search_path = pg_catalog, pg_temp as $$
+declare
+  columns constant jsonb := to_jsonb(new);
+  column_name name;
+begin
+  for column_name in
+    select a.attname from pg_attribute a
+     where a.attrelid = tg_relid and a.attnum > 0 and a.attnotnull and not a.attisdropped
+     order by a.attnum
+  loop
+    if columns -> column_name = 'null'::jsonb then
+      raise exception using errcode = 'not_null_violation',
+        message = format('%s.%s must not be null', tg_table_name, column_name),
+        column = column_name, table = tg_table_name, schema = tg_table_schema;
+    end if;
+  end loop;
+  return new;
+end
+$$;
+comment on function webhooks._refuse_null_columns() is
+  'Private trigger: refuses a NOT NULL column left null by name, before PostgreSQL''s own error would show the row (and its secrets).';
+revoke execute on function webhooks._refuse_null_columns() from public;
+-- Runs as the writer, like 000004's validation trigger.
+grant execute on function webhooks._refuse_null_columns() to webhooks_app, webhooks_dispatcher;
+-- Named to fire after the validate triggers (alphabetical order), which fill in what they generate.
+create trigger validate_not_null before insert or update on webhooks.webhook_configurations
+  for each row execute function webhooks._refuse_null_columns();
+create trigger validate_not_null before insert or update on webhooks.inbound_integrations
+  for each row execute function webhooks._refuse_null_columns();
