@@ -241,7 +241,10 @@ alter table public.messages
 -- another organization has just deleted can come back as someone else's endpoint: what the
 -- previous owner left under it must never become the new endpoint's work.
 
--- An endpoint's state (000011) carries its configuration's organization, now kept equal to it.
+-- An endpoint's state (000011) carries its configuration's organization, now keyed on both:
+-- claims compare it with the queued delivery's (src/delivery/claim-statement.ts), and a
+-- configuration's organization can no longer change under it (an update is refused, as an update
+-- of its id already was; a webhook belongs to one organization for good).
 alter table webhooks.webhook_configurations
   add constraint webhook_configurations_organization_id_id_key unique (organization_id, id);
 update webhooks.endpoint_states s set organization_id = c.organization_id
@@ -249,7 +252,7 @@ update webhooks.endpoint_states s set organization_id = c.organization_id
 alter table webhooks.endpoint_states
   drop constraint endpoint_states_webhook_id_fkey,
   add constraint endpoint_states_webhook_id_fkey foreign key (organization_id, webhook_id)
-    references webhooks.webhook_configurations (organization_id, id) on update cascade on delete cascade;
+    references webhooks.webhook_configurations (organization_id, id) on delete cascade;
 
 -- Deleting a configuration deletes its deliveries and queue rows (000011), but a fan-out that
 -- read the configuration before the delete committed can still create one. Such leftovers of

@@ -142,3 +142,13 @@ test("a webhook id chosen by another organization never receives the deliveries 
   const { rows: leftovers } = await h.db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1 and organization_id = $2", [hookId, h.orgB]);
   assert.equal(leftovers.length, 0, "B's left-behind delivery is gone");
 });
+
+test("a configuration stays in its organization, even for a superuser: its endpoint state and deliveries are that organization's", async () => {
+  const hook = await createWebhook(h.db.pool, { organizationId: h.orgA, url: "https://a.example.com/hook" });
+  await assert.rejects(
+    h.db.pool.query("update webhooks.webhook_configurations set organization_id = $1 where id = $2", [h.orgB, hook.id]),
+    (error: pg.DatabaseError) => error.code === "23503" && /endpoint_states/.test(error.message),
+  );
+  const { rows } = await h.db.pool.query("select organization_id from webhooks.webhook_configurations where id = $1", [hook.id]);
+  assert.deepEqual(rows, [{ organization_id: h.orgA }]);
+});
