@@ -12,9 +12,10 @@
 -- 3. A delivery has at most one attempt in flight and its attempt numbers are unique: replay of
 --    a delivery already queued or in flight sends nothing more and says so; the queue row numbers
 --    attempts as they are claimed; webhook_logs refuses a second row under one number.
--- 4. Errors carry no secret: a NOT NULL column left null is refused by name before PostgreSQL
---    would answer "Failing row contains (…)" with the row's secret and headers in it.
---    (Static header values are redacted from webhook_logs by the daemon: src/delivery/attempt.ts.)
+-- 4. No secret where it can be read: static header values are redacted from webhook_logs (by
+--    the daemon, src/delivery/attempt.ts, and here from the rows logged before), and a NOT NULL
+--    column left null is refused by name before PostgreSQL would answer "Failing row contains
+--    (…)" with the row's secret and headers in it.
 
 do $$
 begin
@@ -456,7 +457,7 @@ drop index webhooks.webhook_logs_delivery_id_idx;
 alter table webhooks.webhook_logs add constraint webhook_logs_delivery_id_attempt_key unique (delivery_id, attempt);
 
 -- ---------------------------------------------------------------------------------------------
--- 4. No secret in an error.
+-- 4. No secret where it can be read.
 --
 -- PostgreSQL answers a NOT NULL violation with "Failing row contains (…)": the whole row, with a
 -- configuration's secret and static headers or an integration's signing secret, sent to the
@@ -492,3 +493,44 @@ create trigger validate_not_null before insert or update on webhooks.webhook_con
   for each row execute function webhooks._refuse_null_columns();
 create trigger validate_not_null before insert or update on webhooks.inbound_integrations
   for each row execute function webhooks._refuse_null_columns();
+
+-- Attempts logged before this release hold static header values (the daemon redacts them from
+-- now on: src/delivery/attempt.ts). Every request header in webhook_logs that pg-webhooks did not
+-- set itself is a configuration's static header (000010 keeps their names apart), so each one's
+-- value becomes "[redacted]" too: the headers of src/delivery/attempt.ts and sign.ts stay, and
+-- the hmac-hex / hmac-prefixed signature under its configuration's signature_header when it looks
+-- like one (a signature of a deleted configuration, or under a since-renamed header, is redacted
+-- with the rest: it proves nothing any more). Only rows that change are rewritten.
+do $$
+declare
+  redacted int;
+begin
+  alter table webhooks.webhook_logs no force row level security;
+  alter table webhooks.webhook_logs disable trigger append_only;
+  with recomputed as (
+    select l.id,
+           (select jsonb_object_agg(h.key, case
+                     when h.key in ('content-type', 'user-agent', 'x-webhook-event', 'x-webhook-delivery-id',
+                                    'webhook-id', 'webhook-timestamp', 'webhook-signature',
+                                    'x-webhook-timestamp', 'x-webhook-signature', 'idempotency-key')
+                       or (h.key = lower(c.signature_header) and h.value #>> '{}' ~ '^(sha256=)?[0-9a-f]{64}$')
+                       then h.value
+                     else '"[redacted]"'::jsonb end)
+              from jsonb_each(l.request_headers) h) as headers
+      from webhooks.webhook_logs l
+      left join webhooks.webhook_configurations c on c.id = l.webhook_id and c.organization_id = l.organization_id
+     where l.request_headers <> '{}'::jsonb
+  )
+  update webhooks.webhook_logs l set request_headers = r.headers
+    from recomputed r
+   where r.id = l.id and r.headers <> l.request_headers;
+  get diagnostics redacted = row_count;
+  alter table webhooks.webhook_logs enable trigger append_only;
+  alter table webhooks.webhook_logs force row level security;
+  if redacted > 0 then
+    raise warning using message = format(
+      'redacted the static header values of %s attempts in webhook_logs.request_headers (names kept, values "[redacted]"); credentials sent in static headers were readable there until now',
+      redacted);
+  end if;
+end
+$$;

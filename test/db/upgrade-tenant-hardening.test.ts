@@ -75,6 +75,23 @@ before(async () => {
   seeded.waiting = await delivery("failed", 3, [1, 2, 3]);
   await pool.query("insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, retry) values ($1, $2, $3, true)", [seeded.waiting, hook, a]);
 
+  // Attempts logged with a configuration's static headers, values and all.
+  const hexHook = await insert(
+    `insert into webhooks.webhook_configurations (organization_id, name, url, events, signature_scheme, signature_header)
+     values ($1, 'hex', 'https://example.com', '{*}', 'hmac-hex', 'X-Acme-Signature')`, [a]);
+  const logged = (webhookId: string, headers: Record<string, string>) => insert(
+    `insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers, success)
+     values ($1, $2, 'evt_old', gen_random_uuid(), 'contact.created', 1, 'https://example.com', $3, true)`,
+    [a, webhookId, headers]);
+  const signature = "ab".repeat(32);
+  seeded.standardLog = await logged(hook, {
+    "content-type": "application/json", "user-agent": "pg-webhooks/0.1.0", "x-webhook-event": "contact.created",
+    "x-webhook-delivery-id": "d", "webhook-id": "evt_old", "webhook-timestamp": "1", "webhook-signature": "v1,c2ln",
+    Authorization: "Bearer old-token",
+  });
+  seeded.hexLog = await logged(hexHook, { "content-type": "application/json", "x-webhook-timestamp": "t", "x-acme-signature": signature, "X-Api-Key": "old-key" });
+  seeded.goneLog = await logged("00000000-0000-4000-8000-00000000dead", { "content-type": "application/json", "x-gone-signature": signature, authorization: "Bearer gone" });
+
   await pool.query("delete from webhooks.outbox");
   before12 = await touched();
   await migrate(pool, createLogger("warn", (line) => lines.push(JSON.parse(line) as { level: string; message: string })));
@@ -154,4 +171,21 @@ test("from now on a second row under one attempt number of a delivery is refused
     ),
     (error: pg.DatabaseError) => error.code === "23505" && /webhook_logs_delivery_id_attempt_key/.test(error.message),
   );
+});
+
+test("static header values an older release logged are redacted; the headers pg-webhooks sets, signatures included, stay", async () => {
+  const headersOf = async (id: string) =>
+    (await pool.query("select request_headers from webhooks.webhook_logs where id = $1", [id])).rows[0]!.request_headers as Record<string, string>;
+  assert.deepEqual(await headersOf(seeded.standardLog!), {
+    "content-type": "application/json", "user-agent": "pg-webhooks/0.1.0", "x-webhook-event": "contact.created",
+    "x-webhook-delivery-id": "d", "webhook-id": "evt_old", "webhook-timestamp": "1", "webhook-signature": "v1,c2ln",
+    Authorization: "[redacted]",
+  });
+  assert.deepEqual(await headersOf(seeded.hexLog!), {
+    "content-type": "application/json", "x-webhook-timestamp": "t", "x-acme-signature": "ab".repeat(32), "X-Api-Key": "[redacted]",
+  });
+  assert.deepEqual(await headersOf(seeded.goneLog!), {
+    "content-type": "application/json", "x-gone-signature": "[redacted]", authorization: "[redacted]",
+  }, "a deleted configuration's headers: all but the standard ones");
+  assert.ok(lines.some((line) => line.level === "warn" && /redacted the static header values of 3 attempts/.test(line.message)), JSON.stringify(lines));
 });
