@@ -32,9 +32,10 @@ $$;
 -- 1. Who the caller is.
 
 -- Definer functions check their caller with this. The caller acts for every organization when
--- the role it acts as is a superuser, has BYPASSRLS, or is a member of webhooks_dispatcher —
--- exactly the roles row-level security lets see every organization's rows. Otherwise it acts for
--- the organization of its transaction only, and without one for none.
+-- the role it acts as is a superuser, has BYPASSRLS, or has the privileges of webhooks_dispatcher
+-- (pg_has_role … 'usage', the test row-level security applies to a policy's roles) — the roles
+-- that see every organization's webhooks rows. Otherwise it acts for the organization of its
+-- transaction only, and without one for none.
 --
 -- The role it acts as: the role of SET [LOCAL] ROLE (the `role` setting), else the session user
 -- (SET SESSION AUTHORIZATION's, else the login). Neither changes inside a SECURITY DEFINER
@@ -54,7 +55,7 @@ declare
   for_everyone boolean;
 begin
   if tenant is null then
-    select r.rolsuper or r.rolbypassrls or pg_has_role(r.oid, 'webhooks_dispatcher', 'member')
+    select r.rolsuper or r.rolbypassrls or pg_has_role(r.oid, 'webhooks_dispatcher', 'usage')
       into for_everyone
       from pg_roles r where r.rolname = acting_as;
     if not coalesce(for_everyone, false) then

@@ -248,3 +248,27 @@ test("the roles that act for every organization still do without a setting: a su
     assert.deepEqual(Object.values(seen), Object.values(calls()).map(() => "ok"), `${path.name}: ${JSON.stringify(seen)}`);
   }
 });
+
+test("a login that must SET ROLE to use webhooks_dispatcher's privileges (NOINHERIT) acts for every organization only once it has", async () => {
+  // A member of webhooks_dispatcher that does not inherit its privileges, granted the functions
+  // themselves (as a deployer might grant a login directly): as itself it has the dispatcher's
+  // membership but not its privileges, so row-level security would not show it other
+  // organizations' rows, and the functions do not act for them either.
+  const noinherit = await h.roles.create("webhooks_dispatcher");
+  await h.db.pool.query(`alter role ${noinherit.name} noinherit; grant usage on schema webhooks to ${noinherit.name};
+    grant execute on function webhooks.rotate_secret(uuid), webhooks.emit(uuid, text, jsonb), webhooks.send_test(uuid),
+      webhooks.replay(uuid), webhooks.replay_dead(uuid), webhooks.release_set_aside(bigint), webhooks.discard_set_aside(bigint)
+      to ${noinherit.name}`);
+  const run = (prelude: string[]): Path["run"] => async (tenant, work, commit) => {
+    const client = await noinherit.pool.connect();
+    try {
+      await inTransaction(client, tenant, prelude, work, commit);
+    } finally {
+      client.release();
+    }
+  };
+  const asItself = await outcomes({ name: "as itself", run: run([]) }, null, false);
+  assert.deepEqual(asItself, await outcomes(paths()[0]!, null, false), "like the plain application login");
+  const asDispatcher = await outcomes({ name: "after set local role webhooks_dispatcher", run: run(["set local role webhooks_dispatcher"]) }, null, false);
+  assert.deepEqual(Object.values(asDispatcher), Object.values(calls()).map(() => "ok"), JSON.stringify(asDispatcher));
+});
