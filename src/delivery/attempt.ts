@@ -49,6 +49,10 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
         signatureHeader: delivery.signatureHeader,
       }),
     };
+    // What is logged: the same headers, the static ones' values redacted (they often carry
+    // credentials). The configuration's validation keeps their names apart from the others'.
+    const loggedHeaders = { ...headers };
+    for (const name in delivery.headers) loggedHeaders[name] = REDACTED_HEADER_VALUE;
 
     const result: HttpResult =
       delivery.notSentReason !== null
@@ -67,7 +71,7 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
       event_type: delivery.eventType,
       attempt,
       url: delivery.url,
-      request_headers: headers,
+      request_headers: loggedHeaders,
       response_status: result.status,
       response_headers: result.headers,
       response_body: result.body,
@@ -107,6 +111,12 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
     }
   }
 }
+
+/**
+ * webhook_logs.request_headers holds a configuration's static headers under this value: their
+ * names show which were sent, never what (README "Tenancy"). The receiver gets the real values.
+ */
+export const REDACTED_HEADER_VALUE = "[redacted]";
 
 /** The log row without what the attempt's other side controls, for a row the database refused. */
 const REDUCED: Record<string, string> = {};

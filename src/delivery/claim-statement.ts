@@ -19,6 +19,11 @@ import type { Statement } from "../capture/fan-out-statement.js";
  *
  * Queue rows are locked SKIP LOCKED too: a claim never waits, so it cannot deadlock with a
  * statement that gives claims back.
+ *
+ * Only queue rows of the endpoint's own organization are candidates: a webhook id that another
+ * organization deleted and a tenant then chose again must not inherit what was left queued under
+ * it (sql/000012_tenant_hardening.sql). And the queue row numbers attempts: each claim takes the
+ * next number, so a claim given back while its attempt still runs never repeats one.
  */
 
 /** Set in the claim transaction: the queue's statistics are always stale (it churns by thousands of rows a second), and only its index's order makes a claim cheap. */
@@ -45,9 +50,11 @@ export function lockEndpointsStatement(): Statement {
         and (s.circuit = 'closed' or s.circuit_until <= now())
         -- Something is due: endpoints whose queue holds only later retries are not locked.
         and (exists (select 1 from webhooks.delivery_queue q
-                      where q.webhook_id = s.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null)
+                      where q.webhook_id = s.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null
+                        and q.organization_id = s.organization_id)
              or exists (select 1 from webhooks.delivery_queue q
-                         where q.webhook_id = s.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null))
+                         where q.webhook_id = s.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null
+                           and q.organization_id = s.organization_id))
         for update of s skip locked`,
     values: [],
   };
@@ -88,11 +95,13 @@ export function claimStatement(claims: {
             from ((select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null
+                      and q.organization_id = a.organization_id
                     order by q.due_at limit a.room)
                   union all
                   (select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null
+                      and q.organization_id = a.organization_id
                     order by q.due_at limit a.room)) x
            order by x.position, x.retry
            limit a.room
@@ -118,10 +127,10 @@ export function claimStatement(claims: {
           for update of q skip locked
      ), claimed as (
        update webhooks.delivery_queue q
-          set claimed_by = $3, claimed_at = now()
+          set claimed_by = $3, claimed_at = now(), attempts = q.attempts + 1
          from picked
         where q.delivery_id = picked.delivery_id
-       returning q.delivery_id, q.webhook_id
+       returning q.delivery_id, q.webhook_id, q.attempts
      ), counted as (
        select a.webhook_id, a.own, a.tokens, a.timeout_seconds, a.circuit, count(k.delivery_id)::int as n
          from allowance a left join claimed k using (webhook_id)
@@ -141,7 +150,8 @@ export function claimStatement(claims: {
          from counted k
         where s.webhook_id = k.webhook_id and k.n > 0
      )
-     select d.id, d.attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body,
+     -- attempts: those made before this one, whose number the claim took.
+     select d.id, claimed.attempts - 1 as attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body,
             e.not_sent_reason, d.webhook_id, e.webhook_id is not null as targeted,
             c.url, c.secret,
             case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,

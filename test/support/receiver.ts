@@ -9,7 +9,14 @@ export interface ReceivedRequest {
   receivedAt: number;
 }
 
-export type Responder = (request: ReceivedRequest) => { status: number; body?: string; headers?: Record<string, string>; delayMs?: number };
+export type Responder = (request: ReceivedRequest) => {
+  status: number;
+  body?: string;
+  headers?: Record<string, string>;
+  delayMs?: number;
+  /** Answer only once this settles: the request is held open until the test lets it go. */
+  hold?: Promise<unknown>;
+};
 
 /** A real HTTP receiver on 127.0.0.1 that records every request it gets. */
 export interface Receiver {
@@ -40,7 +47,8 @@ export async function startReceiver(responder: Responder = () => ({ status: 200,
         res.writeHead(reply.status, { "content-type": "text/plain", ...reply.headers });
         res.end(reply.body ?? "");
       };
-      if (reply.delayMs) setTimeout(finish, reply.delayMs);
+      if (reply.hold) reply.hold.then(finish, finish);
+      else if (reply.delayMs) setTimeout(finish, reply.delayMs);
       else finish();
     });
   });

@@ -22,7 +22,7 @@ test("every table with an organization_id column, and organizations itself, has 
     rows.map((row) => row.table),
     [
       "contacts", "conversations", "deals", "messages", "organizations",
-      "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.endpoint_states", "webhooks.events",
+      "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.detached_references", "webhooks.endpoint_states", "webhooks.events",
       "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.outbox", "webhooks.outbox_set_aside",
       "webhooks.webhook_configurations", "webhooks.webhook_logs",
     ],
