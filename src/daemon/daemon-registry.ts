@@ -3,7 +3,8 @@ import { randomBytes } from "node:crypto";
 import { sql, type Kysely } from "kysely";
 import { createDb, type Database } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
-import { describeError, type Logger } from "../logger.js";
+import type { Logger } from "../logger.js";
+import { Activity } from "./activity.js";
 import { announceListener } from "../capture/wake-state.js";
 import { releaseClaimsStatement } from "../delivery/claim-statement.js";
 
@@ -32,6 +33,8 @@ export class DaemonRegistry {
     private readonly options: RegistryOptions,
     /** The graphile-worker tasks this daemon runs: only their jobs are unlocked for dead daemons. */
     private readonly taskIdentifiers: readonly string[],
+    /** Heartbeats, watched for stalls. */
+    private readonly activity: Activity = new Activity("heartbeat", "its heartbeat"),
   ) {
     this.db = createDb(pool);
   }
@@ -51,10 +54,12 @@ export class DaemonRegistry {
   start(): void {
     const tick = async () => {
       try {
-        await this.beat();
-        await this.reapStale();
+        await this.activity.step(async () => {
+          await this.beat();
+          await this.reapStale();
+        });
       } catch (error) {
-        this.logger.warn("heartbeat failed", { error: describeError(error) });
+        this.logger.warn(...this.activity.retryLine(error, this.options.heartbeatIntervalMs));
       }
       if (this.timer) this.timer = setTimeout(() => void (this.ticking = tick()), this.options.heartbeatIntervalMs);
     };

@@ -76,8 +76,8 @@ const INPUT_COLUMNS: readonly [name: string, type: string, get: (r: AttemptRecor
  * rescheduled (retry), only while this daemon still holds its claim — a claim a reaper gave
  * away is not overwritten, the attempt is only logged; and the endpoints' health, written only
  * when it changes — the circuit (circuitChanges) and failing_since on the configuration — rows
- * locked in id order so two batches cannot deadlock. Nothing shared is written for a success
- * of a healthy endpoint.
+ * locked in id order so two batches cannot deadlock (a configuration row someone else holds
+ * locked is skipped). Nothing shared is written for a success of a healthy endpoint.
  */
 export function recordStatement(records: AttemptRecord[], daemonId: string, disableAfterFailingHours: number): Statement {
   const logs = records.flatMap((r) => (r.log ? [r.log] : []));
@@ -155,7 +155,10 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
            or (c.is_active and (h.gone or (not h.up and (c.failing_since is null
                                                          or c.failing_since < now() - ${hours} * interval '1 hour'))))
         order by c.id
-          for update of c
+        -- An application may hold its own configuration's row locked (its UPDATE grant allows
+        -- SELECT … FOR UPDATE): that endpoint's health waits for a later attempt, instead of
+        -- every attempt of the batch, of every organization, waiting for the application.
+          for update of c skip locked
      ), endpoint as (
        update webhooks.webhook_configurations c
           set failing_since = case when ch.up then null else coalesce(c.failing_since, now()) end,
