@@ -2,7 +2,7 @@ import type { Pool } from "../db/pool.js";
 import { Activity } from "../daemon/activity.js";
 import type { Logger } from "../logger.js";
 import { fanOut, outboxHasEvents } from "./fan-out.js";
-import { holdAwakeLease, releaseAwakeLease, transactionsFinishedBefore } from "./wake-state.js";
+import { holdAwakeLease, releaseAwakeLease, writersStillOpen } from "./wake-state.js";
 
 export interface DispatcherOptions {
   /** Poll period while awake (events keep arriving). */
@@ -15,6 +15,9 @@ export interface DispatcherOptions {
   leaseMs: number;
   batchSize: number;
 }
+
+/** While it waits for writers that saw its lease, it looks again at most this far apart. */
+const HAND_OFF_MAX_WAIT_MS = 100;
 
 export const defaultDispatcherOptions: DispatcherOptions = {
   pollIntervalMs: 2,
@@ -89,7 +92,11 @@ export class Dispatcher {
     }
   }
 
-  /** Polls until the outbox has been empty for quietMs and no unseen writer can remain. */
+  /**
+   * Polls until the outbox has been empty for quietMs and no unseen writer can remain: after
+   * ending its lease it waits only for the writers that may have read it (wake-state.ts), never
+   * for unrelated transactions, then polls once more.
+   */
   private async awake(): Promise<void> {
     const { pollIntervalMs, quietMs, leaseMs, batchSize } = this.options;
     this.stats.wakeups += 1;
@@ -97,39 +104,47 @@ export class Dispatcher {
     await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
     let leaseRenewedAt = Date.now();
     let lastFoundAt = Date.now();
-    let releasedAt: string | undefined;
+    /** Set once the lease is released: the transactions that may have read it before. */
+    let writers: string[] | undefined;
+    let waitMs = pollIntervalMs;
     while (this.running) {
-      if (releasedAt === undefined && Date.now() - leaseRenewedAt > leaseMs / 4) {
+      if (writers === undefined && Date.now() - leaseRenewedAt > leaseMs / 4) {
         await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
         leaseRenewedAt = Date.now();
       }
       const found = await this.poll(batchSize);
       if (found > 0) {
         lastFoundAt = Date.now();
-        if (releasedAt !== undefined) {
+        if (writers !== undefined) {
           await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
           leaseRenewedAt = Date.now();
-          releasedAt = undefined;
+          writers = undefined;
+          waitMs = pollIntervalMs;
         }
         if (found === batchSize) continue;
       } else if (Date.now() - lastFoundAt >= quietMs) {
-        if (releasedAt === undefined) {
-          releasedAt = await this.leaseStep(() => releaseAwakeLease(this.pool));
+        if (writers === undefined) {
+          writers = await this.leaseStep(() => releaseAwakeLease(this.pool));
           continue; // poll once more right away
         }
-        if (await this.leaseStep(() => transactionsFinishedBefore(this.pool, releasedAt!))) {
-          // Every writer that saw our lease has finished; a last poll picks up what they wrote.
+        if (writers.length === 0 || !(await this.leaseStep(() => writersStillOpen(this.pool, writers!)))) {
+          // Every writer that may have seen our lease has finished; a last poll picks up what they wrote.
           if ((await this.poll(batchSize)) === 0) return;
           lastFoundAt = Date.now();
           await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
           leaseRenewedAt = Date.now();
-          releasedAt = undefined;
+          writers = undefined;
+          waitMs = pollIntervalMs;
           continue;
         }
+        // A writer keeps its transaction open: look again, less and less often.
+        await this.sleep(waitMs);
+        waitMs = Math.min(HAND_OFF_MAX_WAIT_MS, waitMs * 2);
+        continue;
       }
       await this.sleep(pollIntervalMs);
     }
-    if (releasedAt === undefined) await releaseAwakeLease(this.pool).catch(() => undefined);
+    if (writers === undefined) await releaseAwakeLease(this.pool).catch(() => undefined);
   }
 
   /** Waits for a wake-up; sweeps every sweepIntervalMs. Returns when there is work. */
