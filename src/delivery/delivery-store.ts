@@ -2,7 +2,8 @@ import type { QueryResult } from "pg";
 import type { Pool } from "../db/pool.js";
 import type { Activity } from "../daemon/activity.js";
 import { Batcher } from "../util/batcher.js";
-import { CLAIM_PLANNER_SETTINGS, claimStatement, lockEndpointsStatement, releaseClaimsStatement } from "./claim-statement.js";
+import { CLAIM_PLANNER_SETTINGS, claimStatement, lockEndpointsStatement } from "./claim-statement.js";
+import { releaseClaimsStatement } from "./release-claims-statement.js";
 import { recordStatement, type AttemptRecord } from "./record-statement.js";
 import type { SignatureScheme } from "./sign.js";
 
