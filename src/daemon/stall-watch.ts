@@ -168,7 +168,9 @@ export class StallWatch {
       const reports = await describeBackends(this.inspector!, backendPids(this.options.pool));
       return reports.filter((report) => report.state !== null && report.state !== "idle");
     } catch (error) {
-      // E.g. migration 000014 not applied yet, or the server is down: say so now and then, go on.
+      // Before migration 000014 (a new database, still migrating) there is nothing to call yet.
+      if ((error as { code?: unknown }).code === "42883") return [];
+      // E.g. the server is down: say so now and then, go on.
       if (Date.now() - this.inspectionFailedAt > 60_000) {
         this.inspectionFailedAt = Date.now();
         this.options.logger.warn("could not inspect the daemon's database connections", { error: describeError(error) });

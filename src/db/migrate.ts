@@ -1,7 +1,7 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
-import { Logger as WorkerLogger, runMigrations as runWorkerMigrations } from "graphile-worker";
 import { setTimeout as delay } from "node:timers/promises";
+import { Logger as WorkerLogger, runMigrations as runWorkerMigrations } from "graphile-worker";
 import { describeError, type Logger } from "../logger.js";
 import { packageRoot } from "../package-info.js";
 import { isLockTimeout } from "./backend-report.js";
