@@ -23,6 +23,9 @@ interface Holder {
   pid: number;
   role: string | null;
   application_name: string | null;
+  state?: string | null;
+  transaction_seconds?: number | null;
+  session_seconds?: number | null;
 }
 
 /**
@@ -77,5 +80,11 @@ async function migrationLockHolders(client: pg.ClientBase): Promise<Holder[]> {
   const holders = rows.map(({ pid, role, application_name }) => ({ pid, role, application_name }));
   if (!rows[0]?.describable) return holders;
   const described = await describeBackends(client, holders.map((holder) => holder.pid)).catch(() => []);
-  return holders.map((holder) => described.find((report) => report.pid === holder.pid) ?? holder);
+  return holders.map((holder) => {
+    const report = described.find((row) => row.pid === holder.pid);
+    // Never its statement: a holder logged in as this daemon's role could show one with its data.
+    return report
+      ? { ...holder, state: report.state, transaction_seconds: report.transaction_seconds, session_seconds: report.session_seconds }
+      : holder;
+  });
 }
