@@ -32,6 +32,8 @@ const environmentSchema = z.object({
   WEBHOOKS_HEARTBEAT_INTERVAL_MS: int("WEBHOOKS_HEARTBEAT_INTERVAL_MS", 5000, 100, 600_000),
   WEBHOOKS_STALE_DAEMON_MS: int("WEBHOOKS_STALE_DAEMON_MS", 30_000, 500, 3_600_000),
   WEBHOOKS_DISABLE_AFTER_FAILING_HOURS: int("WEBHOOKS_DISABLE_AFTER_FAILING_HOURS", 120, 1, 8760),
+  WEBHOOKS_LOCK_TIMEOUT_MS: int("WEBHOOKS_LOCK_TIMEOUT_MS", 5000, 100, 600_000),
+  WEBHOOKS_STALL_SECONDS: int("WEBHOOKS_STALL_SECONDS", 30, 1, 86_400),
   WEBHOOKS_EMBEDDED_PG_PORT: int("WEBHOOKS_EMBEDDED_PG_PORT", 54329, 1, 65535),
   WEBHOOKS_DATA_DIR: z.string().min(1, "WEBHOOKS_DATA_DIR must not be empty").default(".data"),
   LOG_LEVEL: z
@@ -57,6 +59,10 @@ export interface Config {
   staleDaemonMs: number;
   /** An endpoint whose attempts have all failed for this many hours is disabled. */
   disableAfterFailingHours: number;
+  /** The longest any statement of the daemon waits for a lock (lock_timeout) before it gives up, says who holds it and retries. */
+  lockTimeoutMs: number;
+  /** Work that has not moved for this long is reported as a stall (log, /healthz, /metrics). */
+  stallSeconds: number;
   embeddedPgPort: number;
   dataDir: string;
   logLevel: LogLevel;
@@ -95,6 +101,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     heartbeatIntervalMs: e.WEBHOOKS_HEARTBEAT_INTERVAL_MS,
     staleDaemonMs: e.WEBHOOKS_STALE_DAEMON_MS,
     disableAfterFailingHours: e.WEBHOOKS_DISABLE_AFTER_FAILING_HOURS,
+    lockTimeoutMs: e.WEBHOOKS_LOCK_TIMEOUT_MS,
+    stallSeconds: e.WEBHOOKS_STALL_SECONDS,
     embeddedPgPort: e.WEBHOOKS_EMBEDDED_PG_PORT,
     dataDir: e.WEBHOOKS_DATA_DIR,
     logLevel: e.LOG_LEVEL,

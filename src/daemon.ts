@@ -6,9 +6,10 @@ import type { Logger } from "./logger.js";
 import { Dispatcher, defaultDispatcherOptions } from "./capture/dispatcher.js";
 import { DELIVERIES_CHANNEL, OUTBOX_CHANNEL, listenForWakeUps, type WakeListener } from "./capture/wake-listener.js";
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
+import { StallWatch } from "./daemon/stall-watch.js";
 import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
 import { Deliverer } from "./delivery/deliverer.js";
-import { startHttpServer } from "./http/server.js";
+import { startHttpServer, type HealthStatus } from "./http/server.js";
 import { createIntakeRoutes } from "./intake/intake-route.js";
 
 export interface Daemon {
@@ -27,17 +28,31 @@ const JOB_CONCURRENCY = 8;
 /** Migrates, then runs the dispatcher, the delivery workers and the HTTP server against one database. */
 export async function startDaemon(config: Config & { databaseUrl: string }, logger: Logger): Promise<Daemon> {
   let ready = false;
+  /** Why /healthz is not ok yet (or any more). */
+  let notReady = "migrating the database";
+  // Every connection waits at most lock_timeout for a lock: nothing another session holds can
+  // hang the daemon silently; the watch names the holder, the step is retried.
   const pool = createPool(config.databaseUrl, {
     max: config.dbPoolSize,
     applicationName: "pg-webhooks",
     logger: logger.scope("db"),
+    lockTimeoutMs: config.lockTimeoutMs,
   });
+  const watch = new StallWatch({
+    pool,
+    connectionString: config.databaseUrl,
+    lockTimeoutMs: config.lockTimeoutMs,
+    stallMs: config.stallSeconds * 1000,
+    logger: logger.scope("watch"),
+  });
+  const health = (): HealthStatus => {
+    if (!ready) return { status: notReady === "stopping" ? "stopping" : "starting", reason: notReady };
+    const stalls = watch.stalls();
+    return stalls.length === 0 ? { status: "ok" } : { status: "stalled", reason: stalls.map((stall) => stall.reason).join("; "), stalls };
+  };
   const server = await startHttpServer(
     config.port,
-    {
-      ready: () => ready,
-      metrics: async () => metricsText(pool, dispatcher, deliverer),
-    },
+    { status: health, metrics: async () => metricsText(pool, dispatcher, deliverer, watch) },
     logger.scope("http"),
     createIntakeRoutes(pool, logger.scope("intake")),
   );
@@ -50,9 +65,16 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     logger.scope("registry"),
     { heartbeatIntervalMs: config.heartbeatIntervalMs, staleDaemonMs: config.staleDaemonMs },
     JOB_TASKS,
+    watch.activity("heartbeat", "its heartbeat"),
   );
+  watch.start();
   try {
-    await migrate(pool, logger.scope("migrate"));
+    // Watched too, so that a migration waiting for a lock names its holder; a stall while
+    // starting shows as "starting" on /healthz, with the migration lock's holder when it waits for that.
+    await watch.activity("migrate", "its migrations", { reportsStalls: false }).step(() =>
+      migrate(pool, logger.scope("migrate"), { onWaitingForLock: (reason) => (notReady = reason) }),
+    );
+    notReady = "starting the dispatcher and the delivery workers";
     await registry.register(null);
     worker = await startJobWorker({
       pool,
@@ -71,6 +93,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       allowPrivateTargets: config.allowPrivateTargets,
       allowHttp: config.allowHttp,
       disableAfterFailingHours: config.disableAfterFailingHours,
+      activities: { claim: watch.activity("claim", "the delivery queue"), record: watch.activity("record", "attempts into webhook_logs") },
     });
     deliverer = delivering;
     dispatcher = new Dispatcher(
@@ -78,6 +101,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       logger.scope("dispatch"),
       { ...defaultDispatcherOptions, sweepIntervalMs: config.sweepIntervalMs },
       () => delivering.wake(),
+      watch.activity("dispatch", "the outbox"),
     );
     const dispatching = dispatcher;
     listener = await listenForWakeUps(
@@ -93,6 +117,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     await deliverer?.stop().catch(() => undefined);
     await worker?.stop().catch(() => undefined);
     await registry.stop().catch(() => undefined);
+    await watch.stop();
     await new Promise((resolve) => server.close(resolve));
     await pool.end().catch(() => undefined);
     throw error;
@@ -107,11 +132,13 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     deliverer: delivering,
     async stop() {
       ready = false;
+      notReady = "stopping";
       await listener?.close().catch(() => undefined);
       await running.stop();
       await delivering.stop();
       await worker?.stop();
       await registry.stop();
+      await watch.stop();
       await new Promise((resolve) => server.close(resolve));
       server.closeAllConnections();
       await pool.end();
@@ -119,7 +146,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   };
 }
 
-async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliverer: Deliverer | undefined): Promise<string> {
+async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliverer: Deliverer | undefined, watch: StallWatch): Promise<string> {
   const { rows } = await pool.query<{ state: string; count: number }>(
     `select state, count(*)::int as count from webhooks.deliveries group by state`,
   );
@@ -157,6 +184,15 @@ async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliv
     "# HELP pg_webhooks_attempts_in_flight Attempts this daemon has in flight.",
     "# TYPE pg_webhooks_attempts_in_flight gauge",
     `pg_webhooks_attempts_in_flight ${deliverer?.attemptsInFlight ?? 0}`,
+    "# HELP pg_webhooks_stalled_seconds How long each of this daemon's activities has not moved its work (0 while it moves); at WEBHOOKS_STALL_SECONDS it is stalled.",
+    "# TYPE pg_webhooks_stalled_seconds gauge",
+    ...watch.stuckSeconds().map(({ activity, seconds }) => `pg_webhooks_stalled_seconds{activity="${activity}"} ${seconds}`),
+    "# HELP pg_webhooks_stalled Whether the activity is stalled now (1) or not (0).",
+    "# TYPE pg_webhooks_stalled gauge",
+    ...watch.stuckSeconds().map(({ activity, stalled }) => `pg_webhooks_stalled{activity="${activity}"} ${stalled ? 1 : 0}`),
+    "# HELP pg_webhooks_lock_timeouts_total Statements of this daemon that gave up waiting for a lock (lock_timeout) and were retried.",
+    "# TYPE pg_webhooks_lock_timeouts_total counter",
+    `pg_webhooks_lock_timeouts_total ${watch.lockTimeouts()}`,
   ];
   return lines.join("\n") + "\n";
 }

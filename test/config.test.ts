@@ -25,6 +25,8 @@ describe("loadConfig", () => {
     assert.equal(config.logLevel, "info");
     assert.equal(config.concurrency, 1024);
     assert.equal(config.dbPoolSize, 40);
+    assert.equal(config.lockTimeoutMs, 5000);
+    assert.equal(config.stallSeconds, 30);
   });
 
   test("the pool size follows WEBHOOKS_CONCURRENCY unless WEBHOOKS_DB_POOL_SIZE sets it", () => {
@@ -70,6 +72,10 @@ describe("loadConfig", () => {
     ["WEBHOOKS_CONCURRENCY", "100000"],
     ["WEBHOOKS_DB_POOL_SIZE", "1"],
     ["WEBHOOKS_DB_POOL_SIZE", "lots"],
+    ["WEBHOOKS_LOCK_TIMEOUT_MS", "50"],
+    ["WEBHOOKS_LOCK_TIMEOUT_MS", "5s"],
+    ["WEBHOOKS_STALL_SECONDS", "0"],
+    ["WEBHOOKS_STALL_SECONDS", "thirty"],
   ];
   for (const [variable, value] of badValues) {
     test(`${variable}=${value} is refused naming ${variable}, without echoing the value`, () => {

@@ -1,7 +1,8 @@
 import type { Pool } from "../db/pool.js";
-import { describeError, type Logger } from "../logger.js";
+import { Activity } from "../daemon/activity.js";
+import type { Logger } from "../logger.js";
 import { fanOut, outboxHasEvents } from "./fan-out.js";
-import { holdAwakeLease, releaseAwakeLease, transactionsFinishedBefore } from "./wake-state.js";
+import { holdAwakeLease, releaseAwakeLease, writersStillOpen } from "./wake-state.js";
 
 export interface DispatcherOptions {
   /** Poll period while awake (events keep arriving). */
@@ -14,6 +15,9 @@ export interface DispatcherOptions {
   leaseMs: number;
   batchSize: number;
 }
+
+/** While it waits for writers that saw its lease, it looks again at most this far apart. */
+const HAND_OFF_MAX_WAIT_MS = 100;
 
 export const defaultDispatcherOptions: DispatcherOptions = {
   pollIntervalMs: 2,
@@ -44,6 +48,8 @@ export class Dispatcher {
     private readonly options: DispatcherOptions = defaultDispatcherOptions,
     /** Called after a fan-out created deliveries (the daemon's deliverer claims them at once). */
     private readonly onDeliveries: () => void = () => undefined,
+    /** Its database steps, watched for stalls: it moves the outbox. */
+    private readonly activity: Activity = new Activity("dispatch", "the outbox"),
   ) {}
 
   start(): void {
@@ -80,53 +86,65 @@ export class Dispatcher {
       } catch (error) {
         this.consecutiveErrors += 1;
         const backoff = Math.min(5000, 100 * 2 ** Math.min(this.consecutiveErrors, 6));
-        this.logger.warn("dispatch failed; retrying", { error: describeError(error), retryInMs: backoff });
+        this.logger.warn(...this.activity.retryLine(error, backoff));
         await this.sleep(backoff);
       }
     }
   }
 
-  /** Polls until the outbox has been empty for quietMs and no unseen writer can remain. */
+  /**
+   * Polls until the outbox has been empty for quietMs and no unseen writer can remain: after
+   * ending its lease it waits only for the writers that may have read it (wake-state.ts), never
+   * for unrelated transactions, then polls once more.
+   */
   private async awake(): Promise<void> {
     const { pollIntervalMs, quietMs, leaseMs, batchSize } = this.options;
     this.stats.wakeups += 1;
     this.wakeRequested = false; // while awake we poll anyway
-    await holdAwakeLease(this.pool, leaseMs);
+    await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
     let leaseRenewedAt = Date.now();
     let lastFoundAt = Date.now();
-    let releasedAt: string | undefined;
+    /** Set once the lease is released: the transactions that may have read it before. */
+    let writers: string[] | undefined;
+    let waitMs = pollIntervalMs;
     while (this.running) {
-      if (releasedAt === undefined && Date.now() - leaseRenewedAt > leaseMs / 4) {
-        await holdAwakeLease(this.pool, leaseMs);
+      if (writers === undefined && Date.now() - leaseRenewedAt > leaseMs / 4) {
+        await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
         leaseRenewedAt = Date.now();
       }
       const found = await this.poll(batchSize);
       if (found > 0) {
         lastFoundAt = Date.now();
-        if (releasedAt !== undefined) {
-          await holdAwakeLease(this.pool, leaseMs);
+        if (writers !== undefined) {
+          await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
           leaseRenewedAt = Date.now();
-          releasedAt = undefined;
+          writers = undefined;
+          waitMs = pollIntervalMs;
         }
         if (found === batchSize) continue;
       } else if (Date.now() - lastFoundAt >= quietMs) {
-        if (releasedAt === undefined) {
-          releasedAt = await releaseAwakeLease(this.pool);
+        if (writers === undefined) {
+          writers = await this.leaseStep(() => releaseAwakeLease(this.pool));
           continue; // poll once more right away
         }
-        if (await transactionsFinishedBefore(this.pool, releasedAt)) {
-          // Every writer that saw our lease has finished; a last poll picks up what they wrote.
+        if (writers.length === 0 || !(await this.leaseStep(() => writersStillOpen(this.pool, writers!)))) {
+          // Every writer that may have seen our lease has finished; a last poll picks up what they wrote.
           if ((await this.poll(batchSize)) === 0) return;
           lastFoundAt = Date.now();
-          await holdAwakeLease(this.pool, leaseMs);
+          await this.leaseStep(() => holdAwakeLease(this.pool, leaseMs));
           leaseRenewedAt = Date.now();
-          releasedAt = undefined;
+          writers = undefined;
+          waitMs = pollIntervalMs;
           continue;
         }
+        // A writer keeps its transaction open: look again, less and less often.
+        await this.sleep(waitMs);
+        waitMs = Math.min(HAND_OFF_MAX_WAIT_MS, waitMs * 2);
+        continue;
       }
       await this.sleep(pollIntervalMs);
     }
-    if (releasedAt === undefined) await releaseAwakeLease(this.pool).catch(() => undefined);
+    if (writers === undefined) await releaseAwakeLease(this.pool).catch(() => undefined);
   }
 
   /** Waits for a wake-up; sweeps every sweepIntervalMs. Returns when there is work. */
@@ -151,16 +169,28 @@ export class Dispatcher {
    * finding nothing: that case costs one indexed read instead of a write transaction.
    */
   private async poll(limit: number): Promise<number> {
-    if (!this.lastPollFull && !(await outboxHasEvents(this.pool))) return 0;
-    const { events, deliveries, setAside } = await fanOut(this.pool, limit, this.logger);
-    this.lastPollFull = events + setAside === limit;
-    if (deliveries > 0) this.onDeliveries();
-    if (events > 0) {
-      this.stats.events += events;
-      this.stats.deliveries += deliveries;
-      this.logger.debug("fanned out", { events, deliveries });
-    }
-    return events + setAside;
+    let empty = false;
+    // The outbox moved when events left it or it was found empty.
+    return this.activity.step(async () => {
+      if (!this.lastPollFull && !(await outboxHasEvents(this.pool))) {
+        empty = true;
+        return 0;
+      }
+      const { events, deliveries, setAside } = await fanOut(this.pool, limit, this.logger);
+      this.lastPollFull = events + setAside === limit;
+      if (deliveries > 0) this.onDeliveries();
+      if (events > 0) {
+        this.stats.events += events;
+        this.stats.deliveries += deliveries;
+        this.logger.debug("fanned out", { events, deliveries });
+      }
+      return events + setAside;
+    }, (found) => found > 0 || empty);
+  }
+
+  /** A step on the lease: watched like a poll, but it does not move the outbox. */
+  private leaseStep<T>(work: () => Promise<T>): Promise<T> {
+    return this.activity.step(work, () => false);
   }
 
   private sleep(ms: number): Promise<void> {

@@ -15,22 +15,37 @@ export async function holdAwakeLease(pool: Pool, ms: number): Promise<void> {
 }
 
 /**
- * Ends the awake lease and returns the xmax of a snapshot taken after it ended. Once every
- * transaction below that xmax has finished (see `transactionsFinishedBefore`), every writer that
- * skipped its NOTIFY because of the lease has committed or aborted, so one more poll sees its event.
+ * Ends the awake lease and returns the transactions that may have read it: those holding a lock
+ * on webhooks.outbox (their `virtualtransaction` in pg_locks), looked up after the release has
+ * committed. A capture trigger appends to the outbox before it reads the lease
+ * (webhooks._enqueue, sql/000003_capture.sql and sql/000009_poison_isolation.sql), and a
+ * transaction keeps the RowExclusiveLock that the append took until it ends. So a writer that
+ * read the lease before the release committed, and skipped its NOTIFY, either has finished (a
+ * poll now sees its event) or is among these; a writer that reads it later sees it released and
+ * NOTIFYs. Unrelated transactions, in this database or any other, are never waited for.
  */
-export async function releaseAwakeLease(pool: Pool): Promise<string> {
+export async function releaseAwakeLease(pool: Pool): Promise<string[]> {
   await pool.query(`update webhooks._dispatcher_wake set awake_until = '-infinity'`);
-  const { rows } = await pool.query<{ xmax: string }>(`select pg_snapshot_xmax(pg_current_snapshot())::text as xmax`);
-  return rows[0]!.xmax;
+  const { rows } = await pool.query<{ writers: string[] }>({
+    name: "pg-webhooks:outbox-writers",
+    text: `select coalesce(array_agg(distinct l.virtualtransaction), '{}') as writers
+             from pg_locks l
+            where l.locktype = 'relation' and l.relation = 'webhooks.outbox'::regclass and l.granted
+              and l.database = (select oid from pg_database where datname = current_database())`,
+  });
+  return rows[0]!.writers;
 }
 
-export async function transactionsFinishedBefore(pool: Pool, xmax: string): Promise<boolean> {
-  const { rows } = await pool.query<{ done: boolean }>(
-    `select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as done`,
-    [xmax],
-  );
-  return rows[0]!.done;
+/** Whether any of these transactions still holds its lock on webhooks.outbox (it has not ended). */
+export async function writersStillOpen(pool: Pool, writers: string[]): Promise<boolean> {
+  const { rows } = await pool.query<{ open: boolean }>({
+    name: "pg-webhooks:outbox-writers-open",
+    text: `select exists (select 1 from pg_locks l
+                           where l.locktype = 'relation' and l.relation = 'webhooks.outbox'::regclass and l.granted
+                             and l.virtualtransaction = any ($1::text[])) as open`,
+    values: [writers],
+  });
+  return rows[0]!.open;
 }
 
 /** "Some dispatcher is alive and listening until now + ms": writers only NOTIFY while this holds. */

@@ -3,9 +3,10 @@ import { randomBytes } from "node:crypto";
 import { sql, type Kysely } from "kysely";
 import { createDb, type Database } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
-import { describeError, type Logger } from "../logger.js";
+import type { Logger } from "../logger.js";
+import { Activity } from "./activity.js";
 import { announceListener } from "../capture/wake-state.js";
-import { releaseClaimsStatement } from "../delivery/claim-statement.js";
+import { releaseClaimsStatement } from "../delivery/release-claims-statement.js";
 
 export interface RegistryOptions {
   heartbeatIntervalMs: number;
@@ -16,7 +17,7 @@ export interface RegistryOptions {
 /**
  * Liveness of the daemons sharing a database. Each daemon refreshes its row every heartbeat and
  * reaps rows that went stale: a crashed (kill -9) daemon's claimed deliveries go back to the
- * queue, and its graphile-worker jobs (which graphile-worker would leave locked for 4 hours) are
+ * queue, each with a webhook_logs row for the attempt it interrupted, and its graphile-worker jobs (which graphile-worker would leave locked for 4 hours) are
  * unlocked with graphile_worker.force_unlock_workers.
  */
 export class DaemonRegistry {
@@ -32,6 +33,8 @@ export class DaemonRegistry {
     private readonly options: RegistryOptions,
     /** The graphile-worker tasks this daemon runs: only their jobs are unlocked for dead daemons. */
     private readonly taskIdentifiers: readonly string[],
+    /** Heartbeats, watched for stalls. */
+    private readonly activity: Activity = new Activity("heartbeat", "its heartbeat"),
   ) {
     this.db = createDb(pool);
   }
@@ -51,10 +54,12 @@ export class DaemonRegistry {
   start(): void {
     const tick = async () => {
       try {
-        await this.beat();
-        await this.reapStale();
+        await this.activity.step(async () => {
+          await this.beat();
+          await this.reapStale();
+        });
       } catch (error) {
-        this.logger.warn("heartbeat failed", { error: describeError(error) });
+        this.logger.warn(...this.activity.retryLine(error, this.options.heartbeatIntervalMs));
       }
       if (this.timer) this.timer = setTimeout(() => void (this.ticking = tick()), this.options.heartbeatIntervalMs);
     };
@@ -90,10 +95,11 @@ export class DaemonRegistry {
       .returning("id")
       .execute();
     for (const row of rows) this.logger.warn("a daemon stopped sending heartbeats; treating it as dead", { daemon: row.id });
-    // Deliveries claimed by a daemon that is gone go back to their queue.
+    // Deliveries claimed by a daemon that is gone go back to their queue, each attempt it was
+    // making logged as interrupted (release-claims-statement.ts).
     const { rows: released } = await this.pool.query<{ claimed_by: string }>(releaseClaimsStatement("unregistered"));
     if (released.length > 0) {
-      this.logger.warn("gave back the claimed deliveries of dead daemons", {
+      this.logger.warn("gave back the claimed deliveries of dead daemons: each logged as an interrupted attempt, to be attempted again", {
         daemons: [...new Set(released.map((row) => row.claimed_by))],
         deliveries: released.length,
       });

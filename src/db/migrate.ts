@@ -1,13 +1,12 @@
 import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
 import { Logger as WorkerLogger, runMigrations as runWorkerMigrations } from "graphile-worker";
-import type { Logger } from "../logger.js";
+import { describeError, type Logger } from "../logger.js";
 import { packageRoot } from "../package-info.js";
+import { isLockTimeout } from "./backend-report.js";
+import { releaseMigrationLock, takeMigrationLock, type MigrationLockOptions } from "./migration-lock.js";
 import type { Pool } from "./pool.js";
-
-/** Advisory lock key shared by every pg-webhooks process migrating one database. */
-const MIGRATION_LOCK = "select pg_advisory_lock(hashtext('pg-webhooks:migrate'))";
-const MIGRATION_UNLOCK = "select pg_advisory_unlock(hashtext('pg-webhooks:migrate'))";
 
 export interface Migration {
   id: number;
@@ -27,13 +26,21 @@ export async function readMigrations(directory = path.join(packageRoot, "sql")):
   );
 }
 
+export interface MigrateOptions {
+  /** Stop after this migration (tests of upgrades from an older release's schema). */
+  upTo?: number;
+  /** Told who holds the migration lock while this waits for it (migration-lock.ts). */
+  onWaitingForLock?: MigrationLockOptions["onWaiting"];
+}
+
 /**
  * Applies graphile-worker's migrations, then every one of ours not yet applied. Idempotent, and
- * safe when several daemons start at once: all of it runs under one advisory lock. On an
- * up-to-date database it only reads, so a daemon logged in as webhooks_dispatcher can run it.
+ * safe when several daemons start at once: all of it runs under one advisory lock, whose holder
+ * is named while this waits. On an up-to-date database it only reads, so a daemon logged in as
+ * webhooks_dispatcher can run it. A migration that gives up waiting for a lock (lock_timeout, on
+ * the daemon's connections) is rolled back and tried again.
  */
-export async function migrate(pool: Pool, logger: Logger, options: { upTo?: number } = {}): Promise<{ applied: string[] }> {
-  // upTo: stop after that migration (tests of upgrades from an older release's schema).
+export async function migrate(pool: Pool, logger: Logger, options: MigrateOptions = {}): Promise<{ applied: string[] }> {
   const migrations = (await readMigrations()).filter((migration) => migration.id <= (options.upTo ?? Number.POSITIVE_INFINITY));
   const client = await pool.connect();
   const applied: string[] = [];
@@ -44,10 +51,12 @@ export async function migrate(pool: Pool, logger: Logger, options: { upTo?: numb
   client.on("notice", reportWarning);
   try {
     await client.query("set client_min_messages = warning");
-    await client.query(MIGRATION_LOCK);
+    await takeMigrationLock(client, logger, { onWaiting: options.onWaitingForLock });
     try {
       // graphile-worker's schema first: our grants (000004) name its tables.
-      await runWorkerMigrations({ pgPool: pool, logger: quietWorkerLogger });
+      await retryingLockTimeouts("graphile-worker's migrations", logger, () =>
+        runWorkerMigrations({ pgPool: pool, logger: quietWorkerLogger }),
+      );
       const { rows: bootstrap } = await client.query<{ exists: boolean }>(
         "select to_regclass('webhooks.migrations') is not null as exists",
       );
@@ -61,20 +70,22 @@ export async function migrate(pool: Pool, logger: Logger, options: { upTo?: numb
       for (const migration of migrations) {
         if (done.has(migration.id)) continue;
         running = migration;
-        await client.query("begin");
-        try {
-          await client.query(migration.sql);
-          await client.query("insert into webhooks.migrations (id, name) values ($1, $2)", [migration.id, migration.name]);
-          await client.query("commit");
-        } catch (error) {
-          await client.query("rollback");
-          throw new MigrationError(migration, error);
-        }
+        await retryingLockTimeouts(`migration ${migration.id} (${migration.name})`, logger, async () => {
+          await client.query("begin");
+          try {
+            await client.query(migration.sql);
+            await client.query("insert into webhooks.migrations (id, name) values ($1, $2)", [migration.id, migration.name]);
+            await client.query("commit");
+          } catch (error) {
+            await client.query("rollback");
+            throw isLockTimeout(error) ? error : new MigrationError(migration, error);
+          }
+        });
         applied.push(`${String(migration.id).padStart(6, "0")}_${migration.name}`);
         logger.info("applied migration", { migration: migration.name, id: migration.id });
       }
     } finally {
-      await client.query(MIGRATION_UNLOCK);
+      await releaseMigrationLock(client);
     }
   } finally {
     client.off("notice", reportWarning);
@@ -90,6 +101,23 @@ export class MigrationError extends Error {
     override readonly cause: unknown,
   ) {
     super(`migration ${migration.id} (${migration.name}) failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+/**
+ * Runs `work` again, after a back-off, for as long as it fails by waiting longer than
+ * lock_timeout: the daemon's lock watch names the blocker while it waits (daemon/stall-watch.ts).
+ */
+async function retryingLockTimeouts<T>(what: string, logger: Logger, work: () => Promise<T>): Promise<T> {
+  for (let failures = 1; ; failures++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!isLockTimeout(error)) throw error;
+      const retryInMs = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
+      logger.warn(`${what} waited longer than lock_timeout for a lock; retrying`, { error: describeError(error), retryInMs });
+      await delay(retryInMs);
+    }
   }
 }
 

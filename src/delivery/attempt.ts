@@ -1,4 +1,5 @@
 import { setTimeout as delay } from "node:timers/promises";
+import { Activity } from "../daemon/activity.js";
 import { describeError, type Logger } from "../logger.js";
 import { userAgent } from "../package-info.js";
 import { isDataError } from "../util/isolate-failures.js";
@@ -14,6 +15,8 @@ export interface AttemptDependencies {
   random?: () => number;
   /** True once the daemon stops: a record that cannot be written is then given up (the claim is released). */
   stopping?: () => boolean;
+  /** The store's record steps (their retry lines name a lock's holder). */
+  activity?: Activity;
 }
 
 /**
@@ -22,7 +25,14 @@ export interface AttemptDependencies {
  * that fails alone because of its own contents is retried with its log reduced to the outcome,
  * so one bad attempt cannot hold its delivery claimed forever.
  */
-export function createAttempt({ store, sender, logger, random = Math.random, stopping = () => false }: AttemptDependencies) {
+export function createAttempt({
+  store,
+  sender,
+  logger,
+  random = Math.random,
+  stopping = () => false,
+  activity = new Activity("record", "attempts into webhook_logs"),
+}: AttemptDependencies) {
   /** `onExchangeOver` runs once the attempt no longer counts toward its endpoint's in-flight limit. */
   return async (delivery: DeliveryContext, onExchangeOver: () => void = () => undefined): Promise<void> => {
     const deliveryId = delivery.id;
@@ -104,7 +114,7 @@ export function createAttempt({ store, sender, logger, random = Math.random, sto
           record = { ...record, log: reduced, endpoint: reduced ? record.endpoint : null };
         } else {
           const retryInMs = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-          logger.warn("could not record an attempt; retrying", { deliveryId: record.deliveryId, error: describeError(error), retryInMs });
+          logger.warn(...activity.retryLine(error, retryInMs, { deliveryId: record.deliveryId }));
           await delay(retryInMs);
         }
       }

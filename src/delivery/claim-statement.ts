@@ -165,26 +165,6 @@ export function claimStatement(claims: {
   };
 }
 
-/**
- * Gives back this daemon's claims (at shutdown, once nothing is in flight) or those of daemons no
- * longer registered (the reaper), with their published figures. Returns whose claims they were.
- */
-export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"): Statement {
-  const whose = (column: string) => (of === "unregistered" ? `${column} not in (select id from webhooks.daemons)` : `${column} = $1`);
-  return {
-    text: `with released as (
-       update webhooks.delivery_queue q set claimed_by = null, claimed_at = null
-        where q.claimed_by is not null and ${whose("q.claimed_by")}
-       returning q.delivery_id
-     ), unpublished as (
-       delete from webhooks.endpoint_claims ec where ${whose("ec.daemon_id")}
-     )
-     -- The statement's snapshot still holds the claims as they were.
-     select q.claimed_by from webhooks.delivery_queue q join released using (delivery_id)`,
-    values: of === "unregistered" ? [] : [of.daemonId],
-  };
-}
-
 /** The circuit opens after this many failed attempts in a row. */
 export const CIRCUIT_FAILURE_THRESHOLD = 10;
 /** It stays open 5 s, doubling with each trip, at most 5 minutes. */

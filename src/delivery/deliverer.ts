@@ -1,5 +1,6 @@
 import { setTimeout as delay } from "node:timers/promises";
 import type { Pool } from "../db/pool.js";
+import { Activity } from "../daemon/activity.js";
 import { describeError, type Logger } from "../logger.js";
 import { createAttempt } from "./attempt.js";
 import { DeliveryStore, type DeliveryContext } from "./delivery-store.js";
@@ -21,6 +22,8 @@ export interface DelivererOptions {
   disableAfterFailingHours?: number;
   /** How often to look for due deliveries (retries, other daemons' fan-outs) when nothing wakes it. */
   pollIntervalMs?: number;
+  /** Its database steps, watched for stalls: claims and records move the queue. */
+  activities?: { claim: Activity; record: Activity };
 }
 
 /**
@@ -50,10 +53,14 @@ export class Deliverer {
   private woken = false;
   readonly stats = { claimed: 0 };
 
+  private readonly claiming: Activity;
+
   constructor(private readonly options: DelivererOptions) {
-    this.store = new DeliveryStore(options.pool, options.daemonId, { disableAfterFailingHours: options.disableAfterFailingHours });
+    const { claim, record } = options.activities ?? { claim: new Activity("claim", "the delivery queue"), record: new Activity("record", "attempts into webhook_logs") };
+    this.claiming = claim;
+    this.store = new DeliveryStore(options.pool, options.daemonId, { disableAfterFailingHours: options.disableAfterFailingHours, activity: record });
     this.sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
-    this.attempt = createAttempt({ store: this.store, sender: this.sender, logger: options.logger, stopping: () => !this.running });
+    this.attempt = createAttempt({ store: this.store, sender: this.sender, logger: options.logger, stopping: () => !this.running, activity: record });
   }
 
   start(): void {
@@ -95,10 +102,12 @@ export class Deliverer {
       let claimed = 0;
       if (room > 0) {
         try {
-          const deliveries = await this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0, {
-            ids: [...this.openFor.keys()],
-            open: [...this.openFor.values()],
-          });
+          const deliveries = await this.claiming.step(() =>
+            this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0, {
+              ids: [...this.openFor.keys()],
+              open: [...this.openFor.values()],
+            }),
+          );
           failures = 0;
           claimed = deliveries.length;
           this.stats.claimed += claimed;
@@ -106,7 +115,7 @@ export class Deliverer {
         } catch (error) {
           failures += 1;
           const retryInMs = Math.min(5000, 100 * 2 ** Math.min(failures, 6));
-          logger.warn("could not claim deliveries; retrying", { error: describeError(error), retryInMs });
+          logger.warn(...this.claiming.retryLine(error, retryInMs));
           await delay(retryInMs);
           continue;
         }

@@ -1,7 +1,9 @@
 import type { QueryResult } from "pg";
 import type { Pool } from "../db/pool.js";
+import type { Activity } from "../daemon/activity.js";
 import { Batcher } from "../util/batcher.js";
-import { CLAIM_PLANNER_SETTINGS, claimStatement, lockEndpointsStatement, releaseClaimsStatement } from "./claim-statement.js";
+import { CLAIM_PLANNER_SETTINGS, claimStatement, lockEndpointsStatement } from "./claim-statement.js";
+import { releaseClaimsStatement } from "./release-claims-statement.js";
 import { recordStatement, type AttemptRecord } from "./record-statement.js";
 import type { SignatureScheme } from "./sign.js";
 
@@ -36,6 +38,8 @@ export interface DeliveryContext {
 export interface DeliveryStoreOptions {
   /** An endpoint whose attempts have all failed for this long is disabled. */
   disableAfterFailingHours?: number;
+  /** Record statements are its steps, watched for stalls. */
+  activity?: Activity;
 }
 
 /** How long a finished attempt waits for others to be recorded with it (the endpoint is not kept waiting). */
@@ -76,6 +80,7 @@ interface ContextRow {
 export class DeliveryStore {
   private readonly recorder: Batcher<AttemptRecord, void>;
   private readonly disableAfterFailingHours: number;
+  private readonly activity: Activity | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -84,6 +89,7 @@ export class DeliveryStore {
     options: DeliveryStoreOptions = {},
   ) {
     this.disableAfterFailingHours = options.disableAfterFailingHours ?? DEFAULT_DISABLE_AFTER_FAILING_HOURS;
+    this.activity = options.activity;
     // One statement in flight, and a record waits up to RECORD_LINGER_MS for others: fewer,
     // larger statements cost less per delivery on both sides (bench: 28 → 90 per batch).
     this.recorder = new Batcher((records) => this.recordMany(records), { maxBatch: 500, maxInFlight: 1, lingerMs: RECORD_LINGER_MS });
@@ -131,7 +137,8 @@ export class DeliveryStore {
   }
 
   private async recordMany(records: AttemptRecord[]): Promise<void[]> {
-    await this.pool.query(recordStatement(records, this.daemonId, this.disableAfterFailingHours));
+    const statement = recordStatement(records, this.daemonId, this.disableAfterFailingHours);
+    await (this.activity ? this.activity.step(() => this.pool.query(statement)) : this.pool.query(statement));
     return records.map(() => undefined);
   }
 }

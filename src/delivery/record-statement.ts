@@ -60,6 +60,34 @@ const LOG_COLUMNS: readonly { column: keyof AttemptLog; type: string; json?: tru
   { column: "success", type: "boolean" },
 ];
 
+/** A webhook_logs column the daemon writes: an attempt's own (AttemptLog), or request_body, read from the stored event. */
+export type LoggedColumn = keyof AttemptLog | "request_body";
+
+/** The columns every attempt log row is inserted with, in order: LOG_COLUMNS with request_body after request_headers. */
+const LOGGED_COLUMNS: readonly LoggedColumn[] = LOG_COLUMNS.flatMap(({ column }): LoggedColumn[] =>
+  column === "request_headers" ? [column, "request_body"] : [column],
+);
+
+/**
+ * The INSERT of attempt log rows, for every statement that writes them (this one, and the release
+ * of interrupted attempts in release-claims-statement.ts): `values` gives each column's SQL
+ * expression over the rows `from` yields. One column list, whoever logs.
+ */
+export function insertAttemptLogs(values: Readonly<Record<LoggedColumn, string>>, from: string): string {
+  return `insert into webhooks.webhook_logs (${LOGGED_COLUMNS.join(", ")})
+       select ${LOGGED_COLUMNS.map((column) => values[column]).join(", ")}
+         ${from}`;
+}
+
+/**
+ * An attempt's request body: its event's stored body, the exact bytes sent (one primary-key
+ * probe per row, never a join: a stale estimate of events' size once made that a hash join over
+ * all of it). An event that was not sent logs no body.
+ */
+export function storedRequestBody(eventId: string): string {
+  return `(select case when e.not_sent_reason is null then e.body end from webhooks.events e where e.id = ${eventId})`;
+}
+
 /** The per-attempt input columns (every record, logged or not). */
 const INPUT_COLUMNS: readonly [name: string, type: string, get: (r: AttemptRecord) => unknown][] = [
   ["delivery_id", "uuid", (r) => r.deliveryId],
@@ -76,8 +104,8 @@ const INPUT_COLUMNS: readonly [name: string, type: string, get: (r: AttemptRecor
  * rescheduled (retry), only while this daemon still holds its claim — a claim a reaper gave
  * away is not overwritten, the attempt is only logged; and the endpoints' health, written only
  * when it changes — the circuit (circuitChanges) and failing_since on the configuration — rows
- * locked in id order so two batches cannot deadlock. Nothing shared is written for a success
- * of a healthy endpoint.
+ * locked in id order so two batches cannot deadlock (a configuration row someone else holds
+ * locked is skipped). Nothing shared is written for a success of a healthy endpoint.
  */
 export function recordStatement(records: AttemptRecord[], daemonId: string, disableAfterFailingHours: number): Statement {
   const logs = records.flatMap((r) => (r.log ? [r.log] : []));
@@ -98,24 +126,19 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
     parameter(health.map((h) => h.endpoint), "text[]"),
     parameter(health.map((h) => h.url), "text[]"),
   ];
-  const selectLog = logNames.map((name) =>
-    name === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${name}`,
+  const fromArrays = Object.fromEntries(
+    logNames.map((name) => [name, name === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${name}`]),
+  ) as Record<keyof AttemptLog, string>;
+  const insertLogs = insertAttemptLogs(
+    { ...fromArrays, request_body: storedRequestBody("l.event_id") },
+    `from rows from (${logArrays.join(", ")}) as l(${logNames.join(", ")})`,
   );
-  // request_body is the event's stored body, read here (one primary-key probe per row, never a
-  // join: a stale estimate of events' size once made that a hash join over all of it). An
-  // event that was not sent logs no body.
-  selectLog.splice(logNames.indexOf("request_headers") + 1, 0,
-    "(select case when e.not_sent_reason is null then e.body end from webhooks.events e where e.id = l.event_id)");
-  const insertColumns = [...logNames];
-  insertColumns.splice(logNames.indexOf("request_headers") + 1, 0, "request_body");
   const utc = (at: string) => `to_char(${at} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
 
   const text = `with input as (
        select * from rows from (${input.join(", ")}) as r(${INPUT_COLUMNS.map(([name]) => name).join(", ")})
      ), log as (
-       insert into webhooks.webhook_logs (${insertColumns.join(", ")})
-       select ${selectLog.join(", ")}
-         from rows from (${logArrays.join(", ")}) as l(${logNames.join(", ")})
+       ${insertLogs}
      ), finished as (
        delete from webhooks.delivery_queue q using input
         where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state <> 'failed'
@@ -155,7 +178,10 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
            or (c.is_active and (h.gone or (not h.up and (c.failing_since is null
                                                          or c.failing_since < now() - ${hours} * interval '1 hour'))))
         order by c.id
-          for update of c
+        -- An application may hold its own configuration's row locked (its UPDATE grant allows
+        -- SELECT … FOR UPDATE): that endpoint's health waits for a later attempt, instead of
+        -- every attempt of the batch, of every organization, waiting for the application.
+          for update of c skip locked
      ), endpoint as (
        update webhooks.webhook_configurations c
           set failing_since = case when ch.up then null else coalesce(c.failing_since, now()) end,

@@ -2,9 +2,14 @@ import http from "node:http";
 import type { Logger } from "../logger.js";
 import type { IntakeRoutes } from "../intake/intake-route.js";
 
+/** What GET /healthz answers: 200 with `{"status": "ok"}`, otherwise 503 with the reason. */
+export type HealthStatus =
+  | { status: "ok" }
+  | { status: "starting" | "stalled" | "stopping"; reason: string; [detail: string]: unknown };
+
 export interface Health {
-  /** Migrations ran and the dispatcher and workers run. */
-  ready(): boolean;
+  /** ok once migrations ran and the dispatcher and workers run, as long as none of them is stalled. */
+  status(): HealthStatus;
   /** Prometheus text exposition lines. */
   metrics(): Promise<string>;
 }
@@ -23,7 +28,8 @@ export function startHttpServer(port: number, health: Health, logger: Logger, in
     };
     if (path === "/healthz") {
       if (req.method !== "GET" && req.method !== "HEAD") return send(405, { error: "method not allowed" });
-      return health.ready() ? send(200, { status: "ok" }) : send(503, { status: "starting" });
+      const status = health.status();
+      return send(status.status === "ok" ? 200 : 503, status);
     }
     if (path === "/metrics") {
       if (req.method !== "GET") return send(405, { error: "method not allowed" });

@@ -2,7 +2,8 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fanOutStatement } from "../../src/capture/fan-out-statement.js";
-import { claimStatement, releaseClaimsStatement } from "../../src/delivery/claim-statement.js";
+import { claimStatement } from "../../src/delivery/claim-statement.js";
+import { releaseClaimsStatement } from "../../src/delivery/release-claims-statement.js";
 import { recordStatement, type AttemptRecord } from "../../src/delivery/record-statement.js";
 
 /** The highest $n a statement's text uses. */
@@ -92,6 +93,13 @@ describe("claimStatement", () => {
     assert.deepEqual(reaped.values, []);
     assert.equal(highestPlaceholder(reaped.text), 0);
     assert.match(reaped.text, /not in \(select id from webhooks\.daemons\)/);
+  });
+
+  test("each claim given back is logged as an interrupted attempt with the record statement's column list", () => {
+    const insertColumns = (text: string) => /insert into webhooks\.webhook_logs \(([^)]*)\)/.exec(text)?.[1];
+    const recorded = insertColumns(recordStatement([record()], "daemon-1", 120).text);
+    assert.ok(recorded?.includes("request_body"));
+    for (const of of [{ daemonId: "d1" }, "unregistered"] as const) assert.equal(insertColumns(releaseClaimsStatement(of).text), recorded);
   });
 });
 

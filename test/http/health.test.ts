@@ -14,11 +14,13 @@ test("/healthz answers 200 once the daemon runs", async () => {
   assert.deepEqual(await response.json(), { status: "ok" });
 });
 
-test("/healthz answers 503 while the daemon is not ready", async () => {
-  const server = await startHttpServer(0, { ready: () => false, metrics: async () => "" }, createLogger("silent"));
+test("/healthz answers 503 with the reason while the daemon is not ready", async () => {
+  const status = { status: "starting", reason: "waiting for the migration lock held by pid 1" } as const;
+  const server = await startHttpServer(0, { status: () => status, metrics: async () => "" }, createLogger("silent"));
   try {
     const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`);
     assert.equal(response.status, 503);
+    assert.deepEqual(await response.json(), status);
   } finally {
     server.close();
   }

@@ -24,14 +24,22 @@ export async function startTestDaemon(databaseUrl: string, overrides: Record<str
   return startDaemon({ ...config, databaseUrl }, createLogger(config.logLevel));
 }
 
-/** `pg-webhooks start` as a child process, for kill -9. Resolves once /healthz answers 200. */
+/** `pg-webhooks start` as a child process, for kill -9. Resolves once /healthz answers 200 (unless told not to wait). */
 export interface DaemonProcess {
   child: ChildProcess;
+  /** Its HTTP server, e.g. `${url}/healthz`. */
+  url: string;
   output: () => string;
+  /** Its structured log lines so far (JSON on stderr), parsed. */
+  logLines: () => Record<string, unknown>[];
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function spawnDaemon(databaseUrl: string, overrides: Record<string, string> = {}): Promise<DaemonProcess> {
+export async function spawnDaemon(
+  databaseUrl: string,
+  overrides: Record<string, string> = {},
+  { healthy = true }: { healthy?: boolean } = {},
+): Promise<DaemonProcess> {
   const port = String(await freePort());
   const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"], {
     env: { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl },
@@ -42,7 +50,7 @@ export async function spawnDaemon(databaseUrl: string, overrides: Record<string,
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
   const deadline = Date.now() + 20_000;
-  for (;;) {
+  for (; healthy; ) {
     if (child.exitCode !== null) throw new Error(`daemon exited early (${child.exitCode}):\n${output}`);
     const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status === 200, () => false);
     if (ok) break;
@@ -54,7 +62,17 @@ export async function spawnDaemon(databaseUrl: string, overrides: Record<string,
   }
   return {
     child,
+    url: `http://127.0.0.1:${port}`,
     output: () => output,
+    logLines: () =>
+      output.split("\n").flatMap((line) => {
+        if (!line.startsWith("{")) return [];
+        try {
+          return [JSON.parse(line) as Record<string, unknown>];
+        } catch {
+          return [];
+        }
+      }),
     kill: (signal = "SIGKILL") => {
       child.kill(signal);
       return exited;

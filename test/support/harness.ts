@@ -31,8 +31,11 @@ export interface Stage {
   startReceiver(responder?: Responder): Promise<Receiver>;
   /** Another daemon in this process, on `db` unless `url` (a login role's) says otherwise; stopped at the end. */
   startDaemon(env?: Env, url?: string): Promise<Daemon>;
-  /** `pg-webhooks start` as a child process on `db`, SIGKILLed at the end (a no-op if already gone). */
-  spawnDaemon(env?: Env): Promise<DaemonProcess>;
+  /**
+   * `pg-webhooks start` as a child process on `db` (or at `url`, a login role's), SIGKILLed at the
+   * end (a no-op if already gone); resolves once it is healthy unless `healthy: false`.
+   */
+  spawnDaemon(env?: Env, url?: string, options?: { healthy?: boolean }): Promise<DaemonProcess>;
   /** Runs `stop` at the end, before whatever was started earlier: last in, first out. */
   defer(stop: () => Promise<unknown>): void;
   /** Registers a `before` hook of the file's own that runs once the harness is set up. */
@@ -93,8 +96,8 @@ export function useHarness<O extends HarnessOptions = Record<never, never>>(opti
       h.defer(() => daemon.stop());
       return daemon;
     },
-    async spawnDaemon(env = {}) {
-      const daemon = await spawnDaemon(h.db.url, env);
+    async spawnDaemon(env = {}, url = h.db.url, options = {}) {
+      const daemon = await spawnDaemon(url, env, options);
       h.defer(() => daemon.kill("SIGKILL"));
       return daemon;
     },
