@@ -149,6 +149,8 @@ const boundCases: BadCase[] = [
     mentions: ["512"],
   },
   { what: "a standard secret over 512 characters", column: "secret", values: { secret: whsec(400) }, mentions: ["512"] },
+  { what: "an hmac-hex secret of 15 characters", column: "secret", values: { signature_scheme: "hmac-hex", secret: "s".repeat(15) }, mentions: ["16"] },
+  { what: "a one-letter hmac-timestamped secret", column: "secret", values: { signature_scheme: "hmac-timestamped", secret: "a" }, mentions: ["16"] },
   { what: "a previous_secret of 513 characters", column: "previous_secret", values: { previous_secret: "p".repeat(513) }, mentions: ["512"] },
   { what: "a disabled_reason of 4097 characters", column: "disabled_reason", values: { disabled_reason: "r".repeat(4097) }, mentions: ["4096"] },
 ];
@@ -332,6 +334,23 @@ describe("good configurations", () => {
   });
 });
 
+test("a configuration stored with a short hmac secret before the 16-character minimum keeps working until its secret changes", async () => {
+  await h.db.pool.query("alter table webhooks.webhook_configurations disable trigger refuse_weak_secret");
+  let id: string;
+  try {
+    id = (await insert({ signature_scheme: "hmac-hex", secret: "short" })).id;
+  } finally {
+    await h.db.pool.query("alter table webhooks.webhook_configurations enable trigger refuse_weak_secret");
+  }
+  await h.db.pool.query("update webhooks.webhook_configurations set name = 'renamed', is_active = false where id = $1", [id]);
+  await assert.rejects(
+    h.db.pool.query("update webhooks.webhook_configurations set secret = 'still short' where id = $1", [id]),
+    (error: { column?: string; message: string }) => error.column === "secret" && /16/.test(error.message),
+  );
+  const { rows } = await h.db.pool.query("select secret, name from webhooks.webhook_configurations where id = $1", [id]);
+  assert.deepEqual(rows[0], { secret: "short", name: "renamed" });
+});
+
 describe("secret rotation", () => {
   test("a new secret moves the old one into previous_secret, valid for about 24 hours", async () => {
     const oldSecret = whsec();
@@ -421,7 +440,7 @@ describe("upgrading: configurations stored before the bounds are disabled (webho
     const good = await insert({ headers: json({ "X-Tenant": "acme" }) });
     const goodBefore = await snapshot(good.id);
     const bigHeaders = await insertUnchecked({}, { headers: "jsonb_build_object('X-Big', repeat('x', 9 * 1024))", failing_since: "now()" });
-    const hostSignature = await insertUnchecked({ signature_scheme: "hmac-hex", signature_header: "Host", secret: "shared" });
+    const hostSignature = await insertUnchecked({ signature_scheme: "hmac-hex", signature_header: "Host", secret: "our shared secret" });
     const badPort = await insertUnchecked({ url: "https://example.com:99999/x" });
     const manyEvents = await insertUnchecked({}, { events: "array(select 'contact.created' from generate_series(1, 1000))" });
     const bigFilter = await insertUnchecked({ filter: json({ data: { notes: "f".repeat(5000) } }) });

@@ -245,3 +245,23 @@ test("table writes produce every table-driven catalog type and never webhook.tes
   ]);
   assert.ok(rows.every((row) => row.webhook_id === null && row.organization_id === org));
 });
+
+test("row timestamps in a payload are written in UTC, whatever TimeZone the writing session has", async () => {
+  const writtenIn = async (timeZone: string) => {
+    const [row] = await captured(async () => {
+      const client = await h.db.pool.connect();
+      try {
+        await client.query("begin");
+        await client.query(`set local timezone = '${timeZone}'`);
+        await client.query("insert into contacts (organization_id, first_name) values ($1, 'Zoned')", [org]);
+        await client.query("commit");
+      } finally {
+        client.release();
+      }
+    });
+    return String(row!.data.created_at);
+  };
+  for (const zone of ["Asia/Tokyo", "America/Los_Angeles", "UTC"]) {
+    assert.match(await writtenIn(zone), /\+00:00$/, `written from a session in ${zone}`);
+  }
+});
