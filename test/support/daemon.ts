@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "../../src/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon.js";
@@ -27,16 +28,26 @@ export async function startTestDaemon(databaseUrl: string, overrides: Record<str
 /** `pg-webhooks start` as a child process, for kill -9. Resolves once /healthz answers 200. */
 export interface DaemonProcess {
   child: ChildProcess;
+  /** Its HTTP server's port (PORT). */
+  port: number;
   output: () => string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function spawnDaemon(databaseUrl: string, overrides: Record<string, string> = {}): Promise<DaemonProcess> {
+/** The built CLI's `pg-webhooks start`, or the `start` script of package.json as `npm start` runs it (after its build). */
+export type StartCommand = "pg-webhooks start" | "npm start";
+
+export async function spawnDaemon(
+  databaseUrl: string,
+  overrides: Record<string, string> = {},
+  command: StartCommand = "pg-webhooks start",
+): Promise<DaemonProcess> {
   const port = String(await freePort());
-  const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"], {
-    env: { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const env = { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl };
+  const [file, args] = command === "npm start"
+    ? ["sh", ["-c", (JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start]]
+    : [process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"]];
+  const child = spawn(file, args, { cwd: packageRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -54,6 +65,7 @@ export async function spawnDaemon(databaseUrl: string, overrides: Record<string,
   }
   return {
     child,
+    port: Number(port),
     output: () => output,
     kill: (signal = "SIGKILL") => {
       child.kill(signal);

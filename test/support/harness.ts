@@ -1,7 +1,7 @@
 import { after, before as beforeAll } from "node:test";
 import type { Daemon } from "../../src/daemon.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
-import { spawnDaemon, startTestDaemon, type DaemonProcess } from "./daemon.js";
+import { spawnDaemon, startTestDaemon, type DaemonProcess, type StartCommand } from "./daemon.js";
 import { createOrganization } from "./fixtures.js";
 import { LoginRoles, type LoginRole } from "./login-roles.js";
 import { startReceiver, type Receiver, type Responder } from "./receiver.js";
@@ -31,8 +31,8 @@ export interface Stage {
   startReceiver(responder?: Responder): Promise<Receiver>;
   /** Another daemon in this process, on `db` unless `url` (a login role's) says otherwise; stopped at the end. */
   startDaemon(env?: Env, url?: string): Promise<Daemon>;
-  /** `pg-webhooks start` as a child process on `db`, SIGKILLed at the end (a no-op if already gone). */
-  spawnDaemon(env?: Env): Promise<DaemonProcess>;
+  /** `pg-webhooks start` (or `npm start`'s script) as a child process on `db`, SIGKILLed at the end (a no-op if already gone). */
+  spawnDaemon(env?: Env, command?: StartCommand): Promise<DaemonProcess>;
   /** Runs `stop` at the end, before whatever was started earlier: last in, first out. */
   defer(stop: () => Promise<unknown>): void;
   /** Registers a `before` hook of the file's own that runs once the harness is set up. */
@@ -93,8 +93,8 @@ export function useHarness<O extends HarnessOptions = {}>(options: O & HarnessOp
       h.defer(() => daemon.stop());
       return daemon;
     },
-    async spawnDaemon(env = {}) {
-      const daemon = await spawnDaemon(h.db.url, env);
+    async spawnDaemon(env = {}, command) {
+      const daemon = await spawnDaemon(h.db.url, env, command);
       h.defer(() => daemon.kill("SIGKILL"));
       return daemon;
     },
