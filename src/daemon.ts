@@ -8,13 +8,16 @@ import { DELIVERIES_CHANNEL, OUTBOX_CHANNEL, listenForWakeUps, type WakeListener
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
 import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
 import { Deliverer } from "./delivery/deliverer.js";
-import { startHttpServer } from "./http/server.js";
+import { startHttpServers } from "./http/server.js";
 import { createIntakeRoutes } from "./intake/intake-route.js";
 
 export interface Daemon {
   id: string;
   pool: Pool;
+  /** The public listener (PORT). */
   server: http.Server;
+  /** The /metrics listener, when WEBHOOKS_METRICS_PORT gives it one. */
+  metricsServer: http.Server | undefined;
   dispatcher: Dispatcher;
   deliverer: Deliverer;
   /** Graceful: stop taking work, finish or release in-flight deliveries, close everything. */
@@ -32,15 +35,30 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     applicationName: "pg-webhooks",
     logger: logger.scope("db"),
   });
-  const server = await startHttpServer(
-    config.port,
+  const intake = createIntakeRoutes(pool, logger.scope("intake"), {
+    bodyTimeoutMs: config.httpReadTimeoutMs,
+    bodyMemoryBytes: config.intakeBodyMemoryBytes,
+  });
+  const servers = await startHttpServers(
+    {
+      port: config.port,
+      host: config.httpHost,
+      maxConnections: config.httpMaxConnections,
+      readTimeoutMs: config.httpReadTimeoutMs,
+      metricsListener: config.metricsListener,
+      demoEcho: config.demoEcho,
+    },
     {
       ready: () => ready,
       metrics: async () => metricsText(pool, dispatcher, deliverer),
     },
     logger.scope("http"),
-    createIntakeRoutes(pool, logger.scope("intake")),
-  );
+    intake,
+  ).catch(async (error: unknown) => {
+    await intake.stop().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    throw error;
+  });
   let dispatcher: Dispatcher | undefined;
   let worker: JobWorker | undefined;
   let deliverer: Deliverer | undefined;
@@ -93,7 +111,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     await deliverer?.stop().catch(() => undefined);
     await worker?.stop().catch(() => undefined);
     await registry.stop().catch(() => undefined);
-    await new Promise((resolve) => server.close(resolve));
+    await servers.close();
+    await intake.stop().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw error;
   }
@@ -102,7 +121,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   return {
     id: registry.id,
     pool,
-    server,
+    server: servers.server,
+    metricsServer: servers.metricsServer,
     dispatcher: running,
     deliverer: delivering,
     async stop() {
@@ -112,8 +132,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       await delivering.stop();
       await worker?.stop();
       await registry.stop();
-      await new Promise((resolve) => server.close(resolve));
-      server.closeAllConnections();
+      await servers.close();
+      await intake.stop();
       await pool.end();
     },
   };

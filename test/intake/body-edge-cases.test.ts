@@ -2,7 +2,9 @@ import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import { createOrganization } from "../support/fixtures.js";
+import { spawnDaemon } from "../support/daemon.js";
 import { useHarness } from "../support/harness.js";
+import { waitFor } from "../support/wait.js";
 import { REQUEST_ID, signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
 
@@ -79,4 +81,29 @@ test("a failure that is not the database being unavailable answers 500, not 503"
   } finally {
     await h.db.pool.query("grant execute on function webhooks._accept_lead(uuid, text, text, text, jsonb) to webhooks_dispatcher");
   }
+});
+
+test("while the database refuses the daemon's connections a signed lead is answered 503 with Retry-After, and 202 once it accepts them again", async () => {
+  // A daemon of its own, as a login of its own, in a child process killed at the end.
+  const login = await h.roles.create("webhooks_dispatcher");
+  const daemon = await spawnDaemon(login.url);
+  h.defer(() => daemon.kill("SIGKILL"));
+  const own = `http://127.0.0.1:${daemon.port}`;
+  await h.db.pool.query(`alter role ${login.name} nologin`);
+  try {
+    await h.db.pool.query("select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", [login.name]);
+    const response = await signedPost(own, integration, `{${phone}}`);
+    const answer = (await response.json()) as { error: string; request_id: string };
+    assert.equal(response.status, 503, JSON.stringify(answer));
+    assert.match(response.headers.get("retry-after") ?? "", /^\d+$/);
+    assert.match(answer.request_id, REQUEST_ID);
+  } finally {
+    await h.db.pool.query(`alter role ${login.name} login`);
+  }
+  const again = await waitFor("a lead accepted again", async () => {
+    const response = await signedPost(own, integration, `{${phone}}`);
+    await response.arrayBuffer();
+    return response.status === 202 ? response.status : undefined;
+  });
+  assert.equal(again, 202);
 });

@@ -85,7 +85,7 @@ test("200 connections holding 1 MiB − 1 byte bodies for unknown or inactive in
 });
 
 test("past WEBHOOKS_INTAKE_BODY_MEMORY_MB a body for a real integration is refused 503 with Retry-After, unread; a body that stalls is cut off with 408; then leads flow again", async () => {
-  const daemon = await h.startDaemon({ WEBHOOKS_INTAKE_BODY_MEMORY_MB: "4", WEBHOOKS_HTTP_READ_TIMEOUT_MS: "8000" });
+  const daemon = await h.startDaemon({ WEBHOOKS_INTAKE_BODY_MEMORY_MB: "4", WEBHOOKS_HTTP_READ_TIMEOUT_MS: "5000" });
   const port = portOf(daemon);
   const stalled = (n: number) => Array.from({ length: n }, () => heldRequest(port, {
     path: intakePath(integration.id),
@@ -132,4 +132,5 @@ test("past WEBHOOKS_HTTP_MAX_CONNECTIONS a new connection is closed at once; con
   }
   const health = await waitFor("the daemon serving again", () => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.status, () => 0));
   assert.equal(health, 200);
+  assert.match(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), /^pg_webhooks_http_connections_dropped_total 1$/m);
 });

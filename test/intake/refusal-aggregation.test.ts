@@ -83,4 +83,8 @@ test("2,000 requests to unknown ids and 500 bad signatures to a real integration
   assert.ok(lines.length >= 1 && lines.length <= 10, `${lines.length} log lines for 2,500 refusals`);
   assert.ok(lines.every((line) => line.refusals.every((entry) => ["unknown_integration", "invalid_signature"].includes(entry.reason))));
   assert.equal(daemon.output().includes(integration.signing_secret), false, "the signing secret is never logged");
+
+  const metrics = await (await fetch(`${base}/metrics`)).text();
+  assert.match(metrics, /^pg_webhooks_intake_refusals_total\{reason="unknown_integration"\} 2000$/m);
+  assert.match(metrics, /^pg_webhooks_intake_refusals_total\{reason="invalid_signature"\} 500$/m);
 });

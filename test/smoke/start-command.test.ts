@@ -20,6 +20,8 @@ test("`pg-webhooks start` without DATABASE_URL runs embedded Postgres, prints a 
       PORT: String(port),
       WEBHOOKS_EMBEDDED_PG_PORT: String(await freePort()),
       WEBHOOKS_DATA_DIR: dataDir,
+      // What `npm start` sets: the try-it snippet delivers to the built-in echo receiver.
+      WEBHOOKS_DEMO_ECHO: "true",
       WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
       WEBHOOKS_ALLOW_HTTP: "true",
     },
