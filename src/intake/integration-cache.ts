@@ -17,6 +17,9 @@ export interface IntegrationCacheOptions {
 
 export const defaultIntegrationCacheOptions: IntegrationCacheOptions = { ttlMs: 5_000, maxEntries: 10_000 };
 
+/** The part of a pg Pool the cache uses. */
+export type Queryable = Pick<Pool, "query">;
+
 /**
  * Integrations by id for the inbound endpoint, read before a byte of a request's body is. Look-ups
  * that miss are sent together (one `= any($1)` statement at a time, whatever the request rate), and
@@ -28,7 +31,7 @@ export class IntegrationCache {
   private readonly entries = new Map<string, { integration: Integration | null; expiresAt: number }>();
   private readonly lookUps: Batcher<string, Integration | null>;
 
-  constructor(pool: Pool, private readonly options: IntegrationCacheOptions = defaultIntegrationCacheOptions) {
+  constructor(pool: Queryable, private readonly options: IntegrationCacheOptions = defaultIntegrationCacheOptions) {
     this.lookUps = new Batcher((ids) => readIntegrations(pool, ids), { maxBatch: 500, maxInFlight: 1 });
   }
 
@@ -44,7 +47,7 @@ export class IntegrationCache {
   }
 }
 
-async function readIntegrations(pool: Pool, ids: string[]): Promise<(Integration | null)[]> {
+async function readIntegrations(pool: Queryable, ids: string[]): Promise<(Integration | null)[]> {
   const { rows } = await pool.query<{ id: string; organization_id: string; signing_secret: string; is_active: boolean }>(
     "select id, organization_id, signing_secret, is_active from webhooks.inbound_integrations where id = any($1::uuid[])",
     [[...new Set(ids)]],
