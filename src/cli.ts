@@ -15,8 +15,10 @@ const usage = `usage: pg-webhooks <command>
   replay --dead --webhook ID   deliver every dead delivery of one webhook again (webhooks.replay_dead)
   logs [--webhook ID] [--failed] [--limit N]
                                print recent attempts from webhooks.webhook_logs
-  intake [--integration ID] [--limit N]
-                               print recent inbound requests from webhooks.intake_activity
+  intake [--integration ID] [--limit N] [--refusals]
+                               print recent inbound requests from webhooks.intake_activity, or with
+                               --refusals the per-minute counts of those refused before authentication
+                               (webhooks.intake_refusals)
 
 Configuration is read from the environment; see README.md.`;
 
@@ -81,8 +83,14 @@ async function start(config: Config, logger: Logger): Promise<number> {
   }
   const databaseUrl = config.databaseUrl ?? embedded!.url;
   const daemon = await startDaemon({ ...config, databaseUrl }, logger);
-  logger.info("pg-webhooks is running", { daemon: daemon.id, port: config.port });
-  if (embedded) console.log(tryItText(embedded.url, config.port, config.allowPrivateTargets && config.allowHttp));
+  logger.info("pg-webhooks is running", {
+    daemon: daemon.id,
+    port: config.port,
+    host: config.httpHost ?? "every interface",
+    metrics: config.metricsListener ? `${config.metricsListener.host}:${config.metricsListener.port}` : `port ${config.port}`,
+    demoEcho: config.demoEcho,
+  });
+  if (embedded) console.log(tryItText(embedded.url, config.port, config));
 
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
@@ -98,11 +106,13 @@ async function start(config: Config, logger: Logger): Promise<number> {
   return 0;
 }
 
-function tryItText(url: string, port: number, echoReachable: boolean): string {
+function tryItText(url: string, port: number, config: Config): string {
   const org = "00000000-0000-0000-0000-000000000001";
-  const guardNote = echoReachable
-    ? ""
-    : "\n  (the echo receiver is http on 127.0.0.1: start with WEBHOOKS_ALLOW_PRIVATE_TARGETS=true WEBHOOKS_ALLOW_HTTP=true, as `npm start` does)\n";
+  const guardNote = !config.demoEcho
+    ? "\n  (the echo receiver is served only with WEBHOOKS_DEMO_ECHO=true, and is http on 127.0.0.1: start with\n   WEBHOOKS_DEMO_ECHO=true WEBHOOKS_ALLOW_PRIVATE_TARGETS=true WEBHOOKS_ALLOW_HTTP=true, as `npm start` does)\n"
+    : config.allowPrivateTargets && config.allowHttp
+      ? ""
+      : "\n  (the echo receiver is http on 127.0.0.1: start with WEBHOOKS_ALLOW_PRIVATE_TARGETS=true WEBHOOKS_ALLOW_HTTP=true, as `npm start` does)\n";
   return `
 pg-webhooks is running on an embedded PostgreSQL:
 
@@ -193,18 +203,23 @@ async function printIntake(url: string, args: string[]): Promise<number> {
   const integrationId = option("--integration") ?? null;
   const limit = Number(option("--limit") ?? 50);
   if (!Number.isInteger(limit) || limit < 1 || (integrationId !== null && !/^[0-9a-f-]{36}$/i.test(integrationId))) {
-    console.error("usage: pg-webhooks intake [--integration ID] [--limit N]");
+    console.error("usage: pg-webhooks intake [--integration ID] [--limit N] [--refusals]");
     return 1;
   }
   const pool = createPool(url, { max: 1 });
   try {
     // Never the integration's signing secret: only activity columns.
     const { rows } = await pool.query(
-      `select received_at, request_id, integration_id, organization_id, event_id, idempotency_key, http_status,
-              outcome, error, contact_id, deal_id, processed_at
-         from webhooks.intake_activity
-        where ($1::uuid is null or integration_id = $1::uuid)
-        order by id desc limit $2`,
+      args.includes("--refusals")
+        ? `select minute, integration_id, organization_id, reason, http_status, count
+             from webhooks.intake_refusals
+            where ($1::uuid is null or integration_id = $1::uuid)
+            order by minute desc, count desc limit $2`
+        : `select received_at, request_id, integration_id, organization_id, event_id, idempotency_key, http_status,
+                  outcome, error, contact_id, deal_id, processed_at
+             from webhooks.intake_activity
+            where ($1::uuid is null or integration_id = $1::uuid)
+            order by id desc limit $2`,
       [integrationId, limit],
     );
     for (const row of rows.reverse()) console.log(JSON.stringify(row));

@@ -1,3 +1,4 @@
+import { isIP } from "node:net";
 import { z } from "zod";
 
 const bool = (name: string, fallback: boolean) =>
@@ -16,6 +17,9 @@ const integer = (name: string, min: number, max: number) =>
 
 const int = (name: string, fallback: number, min: number, max: number) => integer(name, min, max).default(fallback);
 
+const ipAddress = (name: string) =>
+  z.string().trim().refine((value) => isIP(value) !== 0, `${name} must be an IP address to listen on, e.g. 127.0.0.1, 0.0.0.0 or ::`);
+
 /** The one schema over the environment. Nothing else in the program reads process.env. */
 const environmentSchema = z.object({
   DATABASE_URL: z
@@ -23,6 +27,15 @@ const environmentSchema = z.object({
     .regex(/^postgres(ql)?:\/\//, "DATABASE_URL must be a postgres:// or postgresql:// URL")
     .optional(),
   PORT: int("PORT", 8787, 0, 65535),
+  // Unset: every interface (IPv4 and IPv6), as before this variable existed.
+  WEBHOOKS_HTTP_HOST: ipAddress("WEBHOOKS_HTTP_HOST").optional(),
+  WEBHOOKS_HTTP_MAX_CONNECTIONS: int("WEBHOOKS_HTTP_MAX_CONNECTIONS", 1000, 1, 100_000),
+  WEBHOOKS_HTTP_READ_TIMEOUT_MS: int("WEBHOOKS_HTTP_READ_TIMEOUT_MS", 10_000, 100, 300_000),
+  WEBHOOKS_INTAKE_BODY_MEMORY_MB: int("WEBHOOKS_INTAKE_BODY_MEMORY_MB", 64, 1, 4096),
+  // Unset: /metrics is served on PORT. Set: only on a listener of its own, WEBHOOKS_METRICS_HOST (127.0.0.1) and this port.
+  WEBHOOKS_METRICS_PORT: integer("WEBHOOKS_METRICS_PORT", 0, 65535).optional(),
+  WEBHOOKS_METRICS_HOST: ipAddress("WEBHOOKS_METRICS_HOST").optional(),
+  WEBHOOKS_DEMO_ECHO: bool("WEBHOOKS_DEMO_ECHO", false),
   WEBHOOKS_ALLOW_PRIVATE_TARGETS: bool("WEBHOOKS_ALLOW_PRIVATE_TARGETS", false),
   WEBHOOKS_ALLOW_HTTP: bool("WEBHOOKS_ALLOW_HTTP", false),
   WEBHOOKS_CONCURRENCY: int("WEBHOOKS_CONCURRENCY", 1024, 1, 10_000),
@@ -41,6 +54,13 @@ const environmentSchema = z.object({
       error: "LOG_LEVEL must be one of debug, info, warn, error, silent",
     })
     .default("info"),
+}).superRefine((e, context) => {
+  if (e.WEBHOOKS_METRICS_PORT !== undefined && e.WEBHOOKS_METRICS_PORT !== 0 && e.WEBHOOKS_METRICS_PORT === e.PORT) {
+    context.addIssue({ code: "custom", path: ["WEBHOOKS_METRICS_PORT"], message: "WEBHOOKS_METRICS_PORT must differ from PORT (unset it to serve /metrics on PORT)" });
+  }
+  if (e.WEBHOOKS_METRICS_HOST !== undefined && e.WEBHOOKS_METRICS_PORT === undefined) {
+    context.addIssue({ code: "custom", path: ["WEBHOOKS_METRICS_HOST"], message: "WEBHOOKS_METRICS_HOST needs WEBHOOKS_METRICS_PORT (the metrics listener's port)" });
+  }
 });
 
 export type LogLevel = z.infer<typeof environmentSchema>["LOG_LEVEL"];
@@ -49,6 +69,18 @@ export interface Config {
   /** Undefined: start embedded Postgres. */
   databaseUrl: string | undefined;
   port: number;
+  /** The HTTP server's address; undefined: every interface. */
+  httpHost: string | undefined;
+  /** Connections the HTTP server holds at once; more are closed as they arrive. */
+  httpMaxConnections: number;
+  /** Request headers must arrive within this, and an intake body within this once its headers have. */
+  httpReadTimeoutMs: number;
+  /** Memory for intake bodies being received at once, over all requests. */
+  intakeBodyMemoryBytes: number;
+  /** Undefined: /metrics is served on `port`. Otherwise only on this listener. */
+  metricsListener: { host: string; port: number } | undefined;
+  /** Serve POST /demo/echo (the local demo's receiver; `npm start` turns it on). */
+  demoEcho: boolean;
   allowPrivateTargets: boolean;
   allowHttp: boolean;
   concurrency: number;
@@ -93,6 +125,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   return {
     databaseUrl: e.DATABASE_URL,
     port: e.PORT,
+    httpHost: e.WEBHOOKS_HTTP_HOST,
+    httpMaxConnections: e.WEBHOOKS_HTTP_MAX_CONNECTIONS,
+    httpReadTimeoutMs: e.WEBHOOKS_HTTP_READ_TIMEOUT_MS,
+    intakeBodyMemoryBytes: e.WEBHOOKS_INTAKE_BODY_MEMORY_MB * 1024 * 1024,
+    metricsListener:
+      e.WEBHOOKS_METRICS_PORT === undefined ? undefined : { host: e.WEBHOOKS_METRICS_HOST ?? "127.0.0.1", port: e.WEBHOOKS_METRICS_PORT },
+    demoEcho: e.WEBHOOKS_DEMO_ECHO,
     allowPrivateTargets: e.WEBHOOKS_ALLOW_PRIVATE_TARGETS,
     allowHttp: e.WEBHOOKS_ALLOW_HTTP,
     concurrency: e.WEBHOOKS_CONCURRENCY,

@@ -9,13 +9,16 @@ import { DaemonRegistry } from "./daemon/daemon-registry.js";
 import { StallWatch } from "./daemon/stall-watch.js";
 import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
 import { Deliverer } from "./delivery/deliverer.js";
-import { startHttpServer, type HealthStatus } from "./http/server.js";
+import { startHttpServers, type HealthStatus } from "./http/server.js";
 import { createIntakeRoutes } from "./intake/intake-route.js";
 
 export interface Daemon {
   id: string;
   pool: Pool;
+  /** The public listener (PORT). */
   server: http.Server;
+  /** The /metrics listener, when WEBHOOKS_METRICS_PORT gives it one. */
+  metricsServer: http.Server | undefined;
   dispatcher: Dispatcher;
   deliverer: Deliverer;
   /** Graceful: stop taking work, finish or release in-flight deliveries, close everything. */
@@ -50,12 +53,30 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     const stalls = watch.stalls();
     return stalls.length === 0 ? { status: "ok" } : { status: "stalled", reason: stalls.map((stall) => stall.reason).join("; "), stalls };
   };
-  const server = await startHttpServer(
-    config.port,
-    { status: health, metrics: async () => metricsText(pool, dispatcher, deliverer, watch) },
+  const intake = createIntakeRoutes(pool, logger.scope("intake"), {
+    bodyTimeoutMs: config.httpReadTimeoutMs,
+    bodyMemoryBytes: config.intakeBodyMemoryBytes,
+  });
+  const servers = await startHttpServers(
+    {
+      port: config.port,
+      host: config.httpHost,
+      maxConnections: config.httpMaxConnections,
+      readTimeoutMs: config.httpReadTimeoutMs,
+      metricsListener: config.metricsListener,
+      demoEcho: config.demoEcho,
+    },
+    {
+      status: health,
+      metrics: async () => metricsText(pool, dispatcher, deliverer, watch),
+    },
     logger.scope("http"),
-    createIntakeRoutes(pool, logger.scope("intake")),
-  );
+    intake,
+  ).catch(async (error: unknown) => {
+    await intake.stop().catch(() => undefined);
+    await pool.end().catch(() => undefined);
+    throw error;
+  });
   let dispatcher: Dispatcher | undefined;
   let worker: JobWorker | undefined;
   let deliverer: Deliverer | undefined;
@@ -118,7 +139,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     await worker?.stop().catch(() => undefined);
     await registry.stop().catch(() => undefined);
     await watch.stop();
-    await new Promise((resolve) => server.close(resolve));
+    await servers.close();
+    await intake.stop().catch(() => undefined);
     await pool.end().catch(() => undefined);
     throw error;
   }
@@ -127,7 +149,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   return {
     id: registry.id,
     pool,
-    server,
+    server: servers.server,
+    metricsServer: servers.metricsServer,
     dispatcher: running,
     deliverer: delivering,
     async stop() {
@@ -139,8 +162,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       await worker?.stop();
       await registry.stop();
       await watch.stop();
-      await new Promise((resolve) => server.close(resolve));
-      server.closeAllConnections();
+      await servers.close();
+      await intake.stop();
       await pool.end();
     },
   };

@@ -27,6 +27,31 @@ describe("loadConfig", () => {
     assert.equal(config.dbPoolSize, 40);
     assert.equal(config.lockTimeoutMs, 5000);
     assert.equal(config.stallSeconds, 30);
+    assert.equal(config.httpHost, undefined, "every interface");
+    assert.equal(config.httpMaxConnections, 1000);
+    assert.equal(config.httpReadTimeoutMs, 10_000);
+    assert.equal(config.intakeBodyMemoryBytes, 64 * 1024 * 1024);
+    assert.equal(config.metricsListener, undefined, "/metrics on PORT");
+    assert.equal(config.demoEcho, false);
+  });
+
+  test("the HTTP listeners' variables are parsed", () => {
+    const config = loadConfig({
+      WEBHOOKS_HTTP_HOST: "127.0.0.1",
+      WEBHOOKS_HTTP_MAX_CONNECTIONS: "50",
+      WEBHOOKS_HTTP_READ_TIMEOUT_MS: "2500",
+      WEBHOOKS_INTAKE_BODY_MEMORY_MB: "8",
+      WEBHOOKS_METRICS_PORT: "9464",
+      WEBHOOKS_DEMO_ECHO: "true",
+    });
+    assert.equal(config.httpHost, "127.0.0.1");
+    assert.equal(config.httpMaxConnections, 50);
+    assert.equal(config.httpReadTimeoutMs, 2500);
+    assert.equal(config.intakeBodyMemoryBytes, 8 * 1024 * 1024);
+    assert.deepEqual(config.metricsListener, { host: "127.0.0.1", port: 9464 }, "the metrics listener is on 127.0.0.1 unless told otherwise");
+    assert.equal(config.demoEcho, true);
+    assert.equal(loadConfig({ WEBHOOKS_HTTP_HOST: "::" }).httpHost, "::");
+    assert.deepEqual(loadConfig({ WEBHOOKS_METRICS_PORT: "9464", WEBHOOKS_METRICS_HOST: "10.0.0.5" }).metricsListener, { host: "10.0.0.5", port: 9464 });
   });
 
   test("the pool size follows WEBHOOKS_CONCURRENCY unless WEBHOOKS_DB_POOL_SIZE sets it", () => {
@@ -76,6 +101,16 @@ describe("loadConfig", () => {
     ["WEBHOOKS_LOCK_TIMEOUT_MS", "5s"],
     ["WEBHOOKS_STALL_SECONDS", "0"],
     ["WEBHOOKS_STALL_SECONDS", "thirty"],
+    ["WEBHOOKS_HTTP_HOST", "localhost"],
+    ["WEBHOOKS_HTTP_HOST", "256.1.1.1"],
+    ["WEBHOOKS_HTTP_MAX_CONNECTIONS", "0"],
+    ["WEBHOOKS_HTTP_MAX_CONNECTIONS", "unlimited"],
+    ["WEBHOOKS_HTTP_READ_TIMEOUT_MS", "50"],
+    ["WEBHOOKS_INTAKE_BODY_MEMORY_MB", "0"],
+    ["WEBHOOKS_METRICS_PORT", "70000"],
+    ["WEBHOOKS_METRICS_PORT", "8787"],
+    ["WEBHOOKS_METRICS_HOST", "127.0.0.9"],
+    ["WEBHOOKS_DEMO_ECHO", "2"],
   ];
   for (const [variable, value] of badValues) {
     test(`${variable}=${value} is refused naming ${variable}, without echoing the value`, () => {

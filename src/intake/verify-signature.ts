@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { RefusalReason } from "./refusal-reasons.js";
 
 /** README "Inbound leads": a timestamp further than this from now is refused (replay window). */
 export const TIMESTAMP_TOLERANCE_SECONDS = 300;
@@ -22,7 +23,7 @@ export interface SignedRequest {
 
 export type Verification =
   | { ok: true; idempotencyKey: string; timestamp: number }
-  | { ok: false; status: 400 | 401; error: string };
+  | { ok: false; status: 400 | 401; reason: Extract<RefusalReason, `invalid_${string}`>; error: string };
 
 /** HMAC-SHA256 hex of `<timestamp>.<raw body>.<idempotency-key>`, keyed with the secret's UTF-8 bytes. */
 export function intakeSignature(secret: string, timestamp: string | number, body: Buffer | string, idempotencyKey: string): string {
@@ -40,27 +41,27 @@ export function intakeSignature(secret: string, timestamp: string | number, body
 export function verifySignature(request: SignedRequest): Verification {
   const now = request.now ?? Math.floor(Date.now() / 1000);
   const signature = single(request.signature);
-  if (signature === undefined) return { ok: false, status: 401, error: "missing x-webhook-signature header" };
+  if (signature === undefined) return { ok: false, status: 401, reason: "invalid_signature", error: "missing x-webhook-signature header" };
   const match = SIGNATURE_HEADER.exec(signature.trim());
-  if (!match) return { ok: false, status: 401, error: "x-webhook-signature must be signature=<64 hex characters>" };
+  if (!match) return { ok: false, status: 401, reason: "invalid_signature", error: "x-webhook-signature must be signature=<64 hex characters>" };
 
   const timestampText = single(request.timestamp)?.trim();
-  if (timestampText === undefined || timestampText === "") return { ok: false, status: 401, error: "missing x-webhook-timestamp header" };
-  if (!UNIX_SECONDS.test(timestampText)) return { ok: false, status: 401, error: "x-webhook-timestamp must be an integer (unix seconds)" };
+  if (timestampText === undefined || timestampText === "") return { ok: false, status: 401, reason: "invalid_timestamp", error: "missing x-webhook-timestamp header" };
+  if (!UNIX_SECONDS.test(timestampText)) return { ok: false, status: 401, reason: "invalid_timestamp", error: "x-webhook-timestamp must be an integer (unix seconds)" };
   const timestamp = Number(timestampText);
   if (Math.abs(now - timestamp) > TIMESTAMP_TOLERANCE_SECONDS) {
-    return { ok: false, status: 401, error: `x-webhook-timestamp is more than ${TIMESTAMP_TOLERANCE_SECONDS} seconds from now` };
+    return { ok: false, status: 401, reason: "invalid_timestamp", error: `x-webhook-timestamp is more than ${TIMESTAMP_TOLERANCE_SECONDS} seconds from now` };
   }
 
   const idempotencyKey = single(request.idempotencyKey);
   if (idempotencyKey === undefined || !IDEMPOTENCY_KEY_PATTERN.test(idempotencyKey)) {
-    return { ok: false, status: 400, error: "idempotency-key header must match [A-Za-z0-9_-]{1,200}" };
+    return { ok: false, status: 400, reason: "invalid_idempotency_key", error: "idempotency-key header must match [A-Za-z0-9_-]{1,200}" };
   }
 
   const expected = Buffer.from(intakeSignature(request.secret, timestampText, request.body, idempotencyKey), "hex");
   const given = Buffer.from(match[1]!.toLowerCase(), "hex");
   if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-    return { ok: false, status: 401, error: "invalid signature" };
+    return { ok: false, status: 401, reason: "invalid_signature", error: "invalid signature" };
   }
   return { ok: true, idempotencyKey, timestamp };
 }

@@ -98,7 +98,7 @@ test("hmac-hex: X-Webhook-Timestamp in ISO 8601 and the lowercase hex HMAC of th
 });
 
 test("hmac-prefixed: sha256=<lowercase hex HMAC of the received body> in the configured header", async () => {
-  const secret = "prefixed secret";
+  const secret = "prefixed shared secret";
   const { requests } = await deliver({ signature_scheme: "hmac-prefixed", signature_header: "X-Integify-Signature", secret });
   const request = requests[0]!;
   const signature = header(request, "X-Integify-Signature");

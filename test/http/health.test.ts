@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { startHttpServer } from "../../src/http/server.js";
+import { startHttpServers } from "../../src/http/server.js";
 import { createLogger } from "../../src/logger.js";
 import { useHarness } from "../support/harness.js";
 
@@ -16,13 +16,14 @@ test("/healthz answers 200 once the daemon runs", async () => {
 
 test("/healthz answers 503 with the reason while the daemon is not ready", async () => {
   const status = { status: "starting", reason: "waiting for the migration lock held by pid 1" } as const;
-  const server = await startHttpServer(0, { status: () => status, metrics: async () => "" }, createLogger("silent"));
+  const options = { port: 0, host: "127.0.0.1", maxConnections: 10, readTimeoutMs: 1000, metricsListener: undefined, demoEcho: false };
+  const servers = await startHttpServers(options, { status: () => status, metrics: async () => "" }, createLogger("silent"));
   try {
-    const response = await fetch(`http://127.0.0.1:${(server.address() as AddressInfo).port}/healthz`);
+    const response = await fetch(`http://127.0.0.1:${(servers.server.address() as AddressInfo).port}/healthz`);
     assert.equal(response.status, 503);
     assert.deepEqual(await response.json(), status);
   } finally {
-    server.close();
+    await servers.close();
   }
 });
 

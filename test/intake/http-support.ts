@@ -13,11 +13,11 @@ export interface SignedPostOptions {
   omit?: string[];
 }
 
-/** POSTs `body` (raw text) to /v2/webhook/integration/:id, signed as a sender would. */
+/** POSTs `body` (raw text, or raw bytes) to /v2/webhook/integration/:id, signed as a sender would. */
 export async function signedPost(
   base: string,
   integration: { id: string; signing_secret: string },
-  body: string,
+  body: string | Buffer,
   options: SignedPostOptions = {},
 ): Promise<Response> {
   const key = options.key ?? `key-${Math.random().toString(36).slice(2)}`;
@@ -28,7 +28,7 @@ export async function signedPost(
     "x-webhook-signature": options.signatureHeader ?? `signature=${signature}`,
     "x-webhook-timestamp": timestamp,
     "idempotency-key": key,
-      ...options.headers,
+    ...options.headers,
   };
   for (const name of options.omit ?? []) delete headers[name];
   return fetch(`${base}/v2/webhook/integration/${integration.id}`, { method: "POST", headers, body });

@@ -52,11 +52,28 @@ test("an application reads only its organization's intake activity, and cannot w
   "insert into intake_activity");
 });
 
+test("an application reads only its organization's refusal counts, and cannot write them", async () => {
+  await h.dispatcher.pool.query(
+    "select webhooks._record_intake_refusals(array[now(), now()], array[$1, null]::uuid[], array['invalid_signature', 'unknown_integration'], array[401, 404], array[3, 7]::bigint[])",
+    [integrationB]);
+  const seen = (organization: string) => asTenant(h.app.pool, organization, async (client) =>
+    (await client.query("select integration_id, organization_id, reason, http_status, count::int from webhooks.intake_refusals")).rows);
+  assert.deepEqual(await seen(h.orgB), [{ integration_id: integrationB, organization_id: h.orgB, reason: "invalid_signature", http_status: 401, count: 3 }]);
+  assert.deepEqual(await seen(h.orgA), [], "another organization's counts, and unknown ids', are invisible");
+  const { rows } = await h.dispatcher.pool.query("select count(*)::int as n from webhooks.intake_refusals where organization_id is null");
+  assert.equal(rows[0].n, 1, "the dispatcher sees the unknown ids' counts");
+  await assertPermissionDenied(asTenant(h.app.pool, h.orgB, (client) =>
+    client.query("insert into webhooks.intake_refusals (minute, integration_id, organization_id, reason, http_status, count) values (now(), $1, $2, 'x', 400, 1)",
+      [integrationB, h.orgB])), "insert into intake_refusals");
+  await assertPermissionDenied(h.dispatcher.pool.query("delete from webhooks.intake_refusals"), "dispatcher delete");
+});
+
 test("an application cannot call the intake functions", async () => {
   const calls: [string, unknown[]][] = [
     ["select * from webhooks._accept_lead($1, $2, 'k', $3, '{}')", [integrationB, requestId(), sha256({})]],
     ["select * from webhooks._process_lead('ev_00000000000000000000000000000000')", []],
     ["select webhooks._refuse_request($1, null, 400, 'x')", [requestId()]],
+    ["select webhooks._record_intake_refusals(array[now()], array[$1]::uuid[], array['x'], array[400], array[1]::bigint[])", [integrationB]],
   ];
   for (const [call, params] of calls) {
     await assertPermissionDenied(asTenant(h.app.pool, h.orgB, (client) => client.query(call, params)), call);

@@ -45,7 +45,7 @@ after(async () => {
   await admin?.end();
 });
 
-test("under a non-superuser owner, leads are accepted, deduplicated and processed into a contact and a deal", async () => {
+test("under a non-superuser owner, leads are accepted, deduplicated and processed into a contact and a deal, and refusals counted", async () => {
   const { rows: self } = await ownerPool.query("select rolsuper, rolbypassrls from pg_roles where rolname = current_user");
   assert.deepEqual(self, [{ rolsuper: false, rolbypassrls: false }]);
   const dispatcher = await roles.create("webhooks_dispatcher");
@@ -66,6 +66,12 @@ test("under a non-superuser owner, leads are accepted, deduplicated and processe
 
   const { rows: contacts } = await superuser.query("select first_name, last_name, assigned_to from contacts");
   assert.deepEqual(contacts, [{ first_name: "Grace", last_name: "Hopper", assigned_to: user }]);
+  await dispatcher.pool.query(
+    "select webhooks._record_intake_refusals(array[now(), now()], array[$1, gen_random_uuid()], array['invalid_signature', 'unknown_integration'], array[401, 404], array[2, 5]::bigint[])",
+    [integration]);
+  const { rows: refusals } = await superuser.query("select integration_id, organization_id, count::int from webhooks.intake_refusals order by count");
+  assert.deepEqual(refusals, [{ integration_id: integration, organization_id: org, count: 2 }, { integration_id: null, organization_id: null, count: 5 }]);
+
   const { rows: events } = await superuser.query("select event_type from webhooks.outbox order by id");
   assert.deepEqual(events.map((row) => row.event_type),
     ["contact.created", "contact.assigned", "deal.created", "deal.assigned", "contact.updated", "deal.created", "deal.assigned"]);

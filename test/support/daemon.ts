@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { loadConfig, type Config } from "../../src/config.js";
 import { startDaemon, type Daemon } from "../../src/daemon.js";
@@ -29,22 +30,28 @@ export interface DaemonProcess {
   child: ChildProcess;
   /** Its HTTP server, e.g. `${url}/healthz`. */
   url: string;
+  /** Its HTTP server's port (PORT). */
+  port: number;
   output: () => string;
   /** Its structured log lines so far (JSON on stderr), parsed. */
   logLines: () => Record<string, unknown>[];
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** The built CLI's `pg-webhooks start`, or the `start` script of package.json as `npm start` runs it (after its build). */
+export type StartCommand = "pg-webhooks start" | "npm start";
+
 export async function spawnDaemon(
   databaseUrl: string,
   overrides: Record<string, string> = {},
-  { healthy = true }: { healthy?: boolean } = {},
+  { healthy = true, command = "pg-webhooks start" }: { healthy?: boolean; command?: StartCommand } = {},
 ): Promise<DaemonProcess> {
   const port = String(await freePort());
-  const child = spawn(process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"], {
-    env: { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const env = { PATH: process.env.PATH, ...testEnvironment, LOG_LEVEL: "info", PORT: port, ...overrides, DATABASE_URL: databaseUrl };
+  const [file, args] = command === "npm start"
+    ? ["sh", ["-c", (JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { scripts: { start: string } }).scripts.start]]
+    : [process.execPath, [path.join(packageRoot, "dist/src/cli.js"), "start"]];
+  const child = spawn(file, args, { cwd: packageRoot, env, stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout!.on("data", (chunk: Buffer) => (output += chunk.toString()));
   child.stderr!.on("data", (chunk: Buffer) => (output += chunk.toString()));
@@ -63,6 +70,7 @@ export async function spawnDaemon(
   return {
     child,
     url: `http://127.0.0.1:${port}`,
+    port: Number(port),
     output: () => output,
     logLines: () =>
       output.split("\n").flatMap((line) => {

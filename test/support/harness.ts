@@ -1,7 +1,7 @@
 import { after, before as beforeAll } from "node:test";
 import type { Daemon } from "../../src/daemon.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
-import { spawnDaemon, startTestDaemon, type DaemonProcess } from "./daemon.js";
+import { spawnDaemon, startTestDaemon, type DaemonProcess, type StartCommand } from "./daemon.js";
 import { createOrganization } from "./fixtures.js";
 import { LoginRoles, type LoginRole } from "./login-roles.js";
 import { startReceiver, type Receiver, type Responder } from "./receiver.js";
@@ -32,10 +32,11 @@ export interface Stage {
   /** Another daemon in this process, on `db` unless `url` (a login role's) says otherwise; stopped at the end. */
   startDaemon(env?: Env, url?: string): Promise<Daemon>;
   /**
-   * `pg-webhooks start` as a child process on `db` (or at `url`, a login role's), SIGKILLed at the
-   * end (a no-op if already gone); resolves once it is healthy unless `healthy: false`.
+   * `pg-webhooks start` (or `npm start`'s script: `command`) as a child process on `db` (or at
+   * `url`, a login role's), SIGKILLed at the end (a no-op if already gone); resolves once it is
+   * healthy unless `healthy: false`.
    */
-  spawnDaemon(env?: Env, url?: string, options?: { healthy?: boolean }): Promise<DaemonProcess>;
+  spawnDaemon(env?: Env, url?: string, options?: { healthy?: boolean; command?: StartCommand }): Promise<DaemonProcess>;
   /** Runs `stop` at the end, before whatever was started earlier: last in, first out. */
   defer(stop: () => Promise<unknown>): void;
   /** Registers a `before` hook of the file's own that runs once the harness is set up. */

@@ -25,6 +25,8 @@ export async function startAndTryIt(projectDir: string, env: Record<string, stri
       PATH: process.env.PATH,
       PORT: String(port),
       WEBHOOKS_EMBEDDED_PG_PORT: String(await freePort()),
+      // What `npm start` sets: the try-it snippet delivers to the built-in echo receiver.
+      WEBHOOKS_DEMO_ECHO: "true",
       WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true",
       WEBHOOKS_ALLOW_HTTP: "true",
       ...env,

@@ -23,7 +23,7 @@ test("every table with an organization_id column, and organizations itself, has 
     [
       "contacts", "conversations", "deals", "messages", "organizations",
       "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.detached_references", "webhooks.endpoint_states", "webhooks.events",
-      "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.outbox", "webhooks.outbox_set_aside",
+      "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.intake_refusals", "webhooks.outbox", "webhooks.outbox_set_aside",
       "webhooks.webhook_configurations", "webhooks.webhook_logs",
     ],
     "the tenant tables this file knows about (a new one must be added here and to the tenancy tests)",
@@ -42,7 +42,7 @@ test("every application policy takes its tenant from h.app.organization_id, in b
       where 'webhooks_app'::regrole = any(p.polroles)
       order by 1`,
   );
-  assert.equal(rows.length, 13, "six read-write tenant tables, organizations, and six read-only ones");
+  assert.equal(rows.length, 14, "six read-write tenant tables, organizations, and seven read-only ones");
   const reads = /^\((organization_id|id) = \(NULLIF\(current_setting\('app\.organization_id'::text, true\), ''::text\)\)::uuid\)$/;
   for (const row of rows) {
     assert.match(String(row.using), reads, `${row.table}: USING`);

@@ -32,6 +32,7 @@ test("webhooks_app holds exactly the reviewed privileges on the webhooks schema'
     "webhooks.endpoint_states": "SELECT",
     "webhooks.outbox_set_aside": "SELECT",
     "webhooks.intake_activity": "SELECT",
+    "webhooks.intake_refusals": "SELECT",
     // Views that read as their caller exist from PostgreSQL 15 (000004, 000005).
     ...(version[0]!.n >= 150000 ? { "webhooks.webhook_stats": "SELECT", "webhooks.dead_deliveries": "SELECT" } : {}),
   });
