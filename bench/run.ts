@@ -174,7 +174,8 @@ async function main() {
   // Each drain or latency run leaves tens of thousands of dead queue rows behind; a system in a
   // steady state has autovacuum keep up with them, so each run starts vacuumed.
   const settle = () =>
-    pool.query("vacuum analyze webhooks.outbox, webhooks.events, webhooks.deliveries, webhooks.webhook_logs, graphile_worker._private_jobs");
+    pool.query(`vacuum analyze webhooks.outbox, webhooks.events, webhooks.deliveries, webhooks.webhook_logs, webhooks.delivery_queue,
+                               webhooks.endpoint_states, webhooks.endpoint_claims, graphile_worker._private_jobs`);
   // A backlog: the same rows the capture writes insert (see script), in one statement.
   const insertContacts = (organizationId: string, count: number) =>
     pool.query(`insert into public.contacts (organization_id, first_name, last_name, email, phone)
