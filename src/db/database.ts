@@ -1,4 +1,4 @@
-import { Kysely, PostgresDialect, type ColumnType, type Generated } from "kysely";
+import { Kysely, PostgresDialect, type ColumnType, type Generated, type Selectable } from "kysely";
 import type { Pool } from "./pool.js";
 
 /**
@@ -11,6 +11,8 @@ export interface Database {
   "webhooks.webhook_logs": WebhookLogsTable;
   "webhooks.deliveries": DeliveriesTable;
   "webhooks.outbox": OutboxTable;
+  "webhooks.intake_activity": IntakeActivityTable;
+  "webhooks.intake_refusals": IntakeRefusalsTable;
 }
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -24,6 +26,7 @@ export interface DaemonsTable {
   heartbeat_at: Timestamp;
 }
 
+/** The one declaration of a webhook_logs row: the daemon writes it (AttemptLog), everyone reads it (WebhookLog). */
 export interface WebhookLogsTable {
   id: Generated<number>;
   organization_id: string;
@@ -33,16 +36,21 @@ export interface WebhookLogsTable {
   event_type: string;
   attempt: number;
   url: string;
-  request_headers: unknown;
+  /** As sent, static header values "[redacted]". */
+  request_headers: Record<string, string>;
+  /** The event's stored body (null: nothing was sent). */
   request_body: string | null;
   response_status: number | null;
-  response_headers: unknown | null;
+  response_headers: Record<string, string> | null;
   response_body: string | null;
   error: string | null;
   duration_ms: number | null;
   success: boolean;
   created_at: Timestamp;
 }
+
+/** A webhook_logs row as read. */
+export type WebhookLog = Selectable<WebhookLogsTable>;
 
 export interface DeliveriesTable {
   id: Generated<string>;
@@ -72,6 +80,35 @@ export interface OutboxTable {
   webhook_id: string | null;
   /** Bytes of a row too large to carry: `data` then holds only its id. */
   oversized_bytes: number | null;
+}
+
+/** One signed inbound request (sql/000007). */
+export interface IntakeActivityTable {
+  id: Generated<number>;
+  request_id: string;
+  integration_id: string | null;
+  organization_id: string | null;
+  event_id: string | null;
+  idempotency_key: string | null;
+  body_sha256: string | null;
+  http_status: number;
+  outcome: string;
+  error: string | null;
+  body: unknown | null;
+  contact_id: string | null;
+  deal_id: string | null;
+  received_at: Timestamp;
+  processed_at: Timestamp | null;
+}
+
+/** Inbound requests refused before authentication, counted per minute, integration and reason (sql/000013). */
+export interface IntakeRefusalsTable {
+  minute: Timestamp;
+  integration_id: string | null;
+  organization_id: string | null;
+  reason: string;
+  http_status: number;
+  count: number;
 }
 
 /** A query builder over an existing pool (the pool stays the caller's to end). */

@@ -1,23 +1,9 @@
 import type { Statement } from "../capture/fan-out-statement.js";
+import type { WebhookLog } from "../db/database.js";
 import { circuitChanges } from "./claim-statement.js";
 
 /** One webhook_logs row as the daemon writes it (request_body is read from the stored event). */
-export interface AttemptLog {
-  organization_id: string;
-  webhook_id: string;
-  event_id: string;
-  delivery_id: string;
-  event_type: string;
-  attempt: number;
-  url: string;
-  request_headers: Record<string, string>;
-  response_status: number | null;
-  response_headers: Record<string, string> | null;
-  response_body: string | null;
-  error: string | null;
-  duration_ms: number;
-  success: boolean;
-}
+export type AttemptLog = Omit<WebhookLog, "id" | "created_at" | "request_body">;
 
 export type EndpointHealth = "up" | "down" | "gone";
 

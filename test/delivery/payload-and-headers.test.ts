@@ -130,7 +130,7 @@ test("the body received is byte for byte the logged request_body and the event's
 
   const sent = Buffer.from(request.body, "utf8");
   assert.equal(Number(request.headers["content-length"]), sent.length, "the receiver got every byte");
-  assert.ok(sent.equals(Buffer.from(log.request_body, "utf8")), "request_body is the bytes sent");
+  assert.ok(sent.equals(Buffer.from(log.request_body ?? "", "utf8")), "request_body is the bytes sent");
   assert.ok(sent.equals(Buffer.from(rows[0]!.body, "utf8")), "the event's body is the bytes sent");
   assert.equal(log.request_headers["webhook-signature"], request.headers["webhook-signature"]);
   const payload = JSON.parse(request.body) as { data: Record<string, unknown> };

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { WebhookLog } from "../../src/db/database.js";
 import type { Pool } from "../../src/db/pool.js";
 
 export async function createOrganization(pool: Pool, name = "Acme"): Promise<string> {
@@ -36,24 +37,8 @@ export async function createWebhook(
   return rows[0]!;
 }
 
-export interface LogRow {
-  id: number;
-  organization_id: string;
-  webhook_id: string;
-  event_id: string;
-  delivery_id: string;
-  event_type: string;
-  attempt: number;
-  url: string;
-  request_headers: Record<string, string>;
-  request_body: string;
-  response_status: number | null;
-  response_headers: Record<string, string> | null;
-  response_body: string | null;
-  error: string | null;
-  duration_ms: number;
-  success: boolean;
-}
+/** A webhook_logs row as a test reads it (src/db/database.ts declares it once). */
+export type LogRow = WebhookLog;
 
 export async function logs(pool: Pool): Promise<LogRow[]> {
   return (await pool.query<LogRow>("select * from webhooks.webhook_logs order by id")).rows;
