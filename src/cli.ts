@@ -5,6 +5,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded-post
 import { createPool } from "./db/pool.js";
 import { migrate } from "./db/migrate.js";
 import { startDaemon } from "./daemon.js";
+import { printIntake, printLogs, UsageError } from "./cli/read-commands.js";
 
 const usage = `usage: pg-webhooks <command>
 
@@ -58,12 +59,24 @@ async function main(argv: string[]): Promise<number> {
     case "replay":
       return withDatabase(config, logger, (url) => replay(url, args));
     case "logs":
-      return withDatabase(config, logger, (url) => printLogs(url, args));
+      return withDatabase(config, logger, (url) => readCommand(() => printLogs(url, args)));
     case "intake":
-      return withDatabase(config, logger, (url) => printIntake(url, args));
+      return withDatabase(config, logger, (url) => readCommand(() => printIntake(url, args)));
     default:
       console.error(`pg-webhooks: unknown command ${JSON.stringify(command)}\n\n${usage}`);
       return 1;
+  }
+}
+
+/** A read command: 0, or 1 with the usage after a refused command line. */
+async function readCommand(run: () => Promise<void>): Promise<number> {
+  try {
+    await run();
+    return 0;
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`pg-webhooks: ${error.message}\n\n${usage}`);
+    return 1;
   }
 }
 
@@ -171,63 +184,7 @@ const replayed = {
   "in flight": (id: string) => `delivery ${id} is being attempted now; not queued again (replay once its attempt is logged)`,
 };
 
-async function printLogs(url: string, args: string[]): Promise<number> {
-  const option = (name: string) => {
-    const index = args.indexOf(name);
-    return index >= 0 ? args[index + 1] : undefined;
-  };
-  const webhookId = option("--webhook") ?? null;
-  const limit = Number(option("--limit") ?? 50);
-  const failedOnly = args.includes("--failed");
-  const pool = createPool(url, { max: 1 });
-  try {
-    const { rows } = await pool.query(
-      `select created_at, webhook_id, event_type, attempt, response_status, success, duration_ms, error
-         from webhooks.webhook_logs
-        where ($1::uuid is null or webhook_id = $1::uuid) and (not $2 or not success)
-        order by id desc limit $3`,
-      [webhookId, failedOnly, limit],
-    );
-    for (const row of rows.reverse()) console.log(JSON.stringify(row));
-    return 0;
-  } finally {
-    await pool.end();
-  }
-}
 
-async function printIntake(url: string, args: string[]): Promise<number> {
-  const option = (name: string) => {
-    const index = args.indexOf(name);
-    return index >= 0 ? args[index + 1] : undefined;
-  };
-  const integrationId = option("--integration") ?? null;
-  const limit = Number(option("--limit") ?? 50);
-  if (!Number.isInteger(limit) || limit < 1 || (integrationId !== null && !/^[0-9a-f-]{36}$/i.test(integrationId))) {
-    console.error("usage: pg-webhooks intake [--integration ID] [--limit N] [--refusals]");
-    return 1;
-  }
-  const pool = createPool(url, { max: 1 });
-  try {
-    // Never the integration's signing secret: only activity columns.
-    const { rows } = await pool.query(
-      args.includes("--refusals")
-        ? `select minute, integration_id, organization_id, reason, http_status, count
-             from webhooks.intake_refusals
-            where ($1::uuid is null or integration_id = $1::uuid)
-            order by minute desc, count desc limit $2`
-        : `select received_at, request_id, integration_id, organization_id, event_id, idempotency_key, http_status,
-                  outcome, error, contact_id, deal_id, processed_at
-             from webhooks.intake_activity
-            where ($1::uuid is null or integration_id = $1::uuid)
-            order by id desc limit $2`,
-      [integrationId, limit],
-    );
-    for (const row of rows.reverse()) console.log(JSON.stringify(row));
-    return 0;
-  } finally {
-    await pool.end();
-  }
-}
 
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
