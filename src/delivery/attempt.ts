@@ -8,9 +8,10 @@ import { nextRetryDelayMs, parseRetryAfterMs } from "./retry-policy.js";
 import type { HttpResult, HttpSender } from "./send.js";
 import { sign } from "./sign.js";
 
+/** What an attempt needs of its neighbours: narrow, so that it can be tested on its own. */
 export interface AttemptDependencies {
-  store: DeliveryStore;
-  sender: HttpSender;
+  store: Pick<DeliveryStore, "record">;
+  sender: Pick<HttpSender, "send">;
   logger: Logger;
   random?: () => number;
   /** True once the daemon stops: a record that cannot be written is then given up (the claim is released). */
@@ -91,8 +92,8 @@ export function createAttempt({
       success: record.state === "succeeded",
     };
     await recordUntilCommitted(record);
-    onExchangeOver();
     if (record.state !== "succeeded") {
+      onExchangeOver();
       logger.debug("attempt failed", { deliveryId, attempt, status: result.status, state: record.state });
     }
   };
