@@ -10,6 +10,8 @@ import { StallWatch } from "./daemon/stall-watch.js";
 import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
 import { Deliverer } from "./delivery/deliverer.js";
 import { startHttpServers, type HealthStatus } from "./http/server.js";
+import { queryBuilder, toStatement } from "./db/database.js";
+import { sql, type InferResult } from "kysely";
 import { createIntakeRoutes } from "./intake/intake-route.js";
 
 export interface Daemon {
@@ -170,18 +172,24 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
 }
 
 async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliverer: Deliverer | undefined, watch: StallWatch): Promise<string> {
-  const { rows } = await pool.query<{ state: string; count: number }>(
-    `select state, count(*)::int as count from webhooks.deliveries group by state`,
-  );
-  const { rows: outbox } = await pool.query<{ count: number }>(`select count(*)::int as count from webhooks.outbox`);
+  const count = sql<number>`count(*)::int`;
+  const byState = queryBuilder.selectFrom("webhooks.deliveries").select(["state", count.as("count")]).groupBy("state");
+  const { rows } = await pool.query<InferResult<typeof byState>[number]>(toStatement(byState));
+  const outboxSize = queryBuilder.selectFrom("webhooks.outbox").select(count.as("count"));
+  const { rows: outbox } = await pool.query<InferResult<typeof outboxSize>[number]>(toStatement(outboxSize));
   // Isolation at a glance: a stuck outbox (its oldest row's age: one index probe), events set
   // aside, endpoints held back by their circuit or paused.
-  const { rows: [isolation] } = await pool.query<{ oldest: number; set_aside: number; circuit_open: number; paused: number }>(
-    `select coalesce((select extract(epoch from now() - occurred_at) from webhooks.outbox order by id limit 1), 0)::float8 as oldest,
-            (select count(*) from webhooks.outbox_set_aside)::int as set_aside,
-            (select count(*) from webhooks.endpoint_states where circuit <> 'closed')::int as circuit_open,
-            (select count(*) from webhooks.webhook_configurations where paused)::int as paused`,
-  );
+  const glance = queryBuilder.selectNoFrom((eb) => [
+    sql<number>`coalesce(${eb
+      .selectFrom("webhooks.outbox")
+      .select(sql<number>`extract(epoch from now() - occurred_at)`.as("age"))
+      .orderBy("id")
+      .limit(1)}, 0)::float8`.as("oldest"),
+    eb.selectFrom("webhooks.outbox_set_aside").select(count.as("n")).$asScalar().as("set_aside"),
+    eb.selectFrom("webhooks.endpoint_states").select(count.as("n")).where("circuit", "<>", "closed").$asScalar().as("circuit_open"),
+    eb.selectFrom("webhooks.webhook_configurations").select(count.as("n")).where("paused", "=", true).$asScalar().as("paused"),
+  ]);
+  const { rows: [isolation] } = await pool.query<InferResult<typeof glance>[number]>(toStatement(glance));
   const lines = [
     "# HELP pg_webhooks_outbox_events Captured events waiting for fan-out.",
     "# TYPE pg_webhooks_outbox_events gauge",

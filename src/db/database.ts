@@ -1,4 +1,15 @@
-import { Kysely, PostgresDialect, type ColumnType, type Generated, type Selectable } from "kysely";
+import {
+  DummyDriver,
+  Kysely,
+  PostgresAdapter,
+  PostgresDialect,
+  PostgresIntrospector,
+  PostgresQueryCompiler,
+  type ColumnType,
+  type Compilable,
+  type Generated,
+  type Selectable,
+} from "kysely";
 import type { Pool } from "./pool.js";
 
 /**
@@ -13,6 +24,10 @@ export interface Database {
   "webhooks.outbox": OutboxTable;
   "webhooks.intake_activity": IntakeActivityTable;
   "webhooks.intake_refusals": IntakeRefusalsTable;
+  "webhooks.inbound_integrations": InboundIntegrationsTable;
+  "webhooks.outbox_set_aside": OutboxSetAsideTable;
+  "webhooks.endpoint_states": EndpointStatesTable;
+  "webhooks.webhook_configurations": WebhookConfigurationsTable;
 }
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -82,6 +97,75 @@ export interface OutboxTable {
   oversized_bytes: number | null;
 }
 
+/** An endpoint: one row per webhook (README "Configuration"). */
+export interface WebhookConfigurationsTable {
+  id: Generated<string>;
+  organization_id: string;
+  name: string;
+  url: string;
+  events: string[];
+  secret: string | null;
+  signature_scheme: "standard" | "hmac-hex" | "hmac-prefixed" | "hmac-timestamped";
+  signature_header: string;
+  is_active: boolean;
+  max_retries: number;
+  retry_base_seconds: number;
+  filter: unknown | null;
+  previous_secret: string | null;
+  previous_secret_expires_at: Timestamp | null;
+  timeout_seconds: number;
+  headers: Record<string, string>;
+  disabled_reason: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  failing_since: Timestamp | null;
+  max_in_flight: number;
+  /** numeric: read as a string. */
+  rate_limit_per_second: string | null;
+  paused: boolean;
+}
+
+/** An endpoint's circuit breaker and rate bucket (sql/000011). */
+export interface EndpointStatesTable {
+  webhook_id: string;
+  organization_id: string;
+  consecutive_failures: number;
+  circuit: "closed" | "open" | "probing";
+  circuit_until: Timestamp | null;
+  circuit_trips: number;
+  rate_tokens: number;
+  rate_refilled_at: Timestamp;
+}
+
+/** A captured event the fan-out failed on, waiting to be released or discarded (sql/000009). */
+export interface OutboxSetAsideTable {
+  id: number;
+  event_id: string;
+  organization_id: string;
+  event_type: string;
+  data: unknown;
+  old_data: unknown | null;
+  occurred_at: Timestamp;
+  webhook_id: string | null;
+  oversized_bytes: number | null;
+  error: string;
+  set_aside_at: Timestamp;
+}
+
+/** A signed inbound endpoint of an organization (docs/intake.md). */
+export interface InboundIntegrationsTable {
+  id: Generated<string>;
+  organization_id: string;
+  name: string;
+  signing_secret: string;
+  is_active: boolean;
+  lead_stage: string;
+  assignee_pool: string[];
+  leads_assigned: number;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 /** One signed inbound request (sql/000007). */
 export interface IntakeActivityTable {
   id: Generated<number>;
@@ -114,4 +198,23 @@ export interface IntakeRefusalsTable {
 /** A query builder over an existing pool (the pool stays the caller's to end). */
 export function createDb(pool: Pool): Kysely<Database> {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * The same typed builder without a connection: it only compiles, for statements that run on a
+ * pool the caller already holds (or on a Queryable that counts them, in tests).
+ */
+export const queryBuilder = new Kysely<Database>({
+  dialect: {
+    createAdapter: () => new PostgresAdapter(),
+    createDriver: () => new DummyDriver(),
+    createIntrospector: (db) => new PostgresIntrospector(db),
+    createQueryCompiler: () => new PostgresQueryCompiler(),
+  },
+});
+
+/** A compiled builder query as pg's `{text, values}`. */
+export function toStatement(query: Compilable): { text: string; values: unknown[] } {
+  const compiled = query.compile();
+  return { text: compiled.sql, values: [...compiled.parameters] };
 }

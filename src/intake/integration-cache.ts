@@ -1,3 +1,5 @@
+import { sql, type InferResult } from "kysely";
+import { queryBuilder, toStatement } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
 import { Batcher } from "../util/batcher.js";
 
@@ -48,10 +50,11 @@ export class IntegrationCache {
 }
 
 async function readIntegrations(pool: Queryable, ids: string[]): Promise<(Integration | null)[]> {
-  const { rows } = await pool.query<{ id: string; organization_id: string; signing_secret: string; is_active: boolean }>(
-    "select id, organization_id, signing_secret, is_active from webhooks.inbound_integrations where id = any($1::uuid[])",
-    [[...new Set(ids)]],
-  );
+  const query = queryBuilder
+    .selectFrom("webhooks.inbound_integrations")
+    .select(["id", "organization_id", "signing_secret", "is_active"])
+    .where("id", "=", sql<string>`any(${[...new Set(ids)]}::uuid[])`);
+  const { rows } = await pool.query<InferResult<typeof query>[number]>(toStatement(query));
   const byId = new Map(rows.map((row) => [row.id, row]));
   return ids.map((id) => {
     const row = byId.get(id);

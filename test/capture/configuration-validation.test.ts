@@ -235,7 +235,7 @@ test("a refused secret never appears in the error (message, detail, hint or cont
 });
 
 describe("good configurations", () => {
-  test("a minimal row gets the SPEC 2 defaults", async () => {
+  test("a minimal row gets the documented defaults", async () => {
     const row = await insert({});
     assert.equal(row.signature_scheme, "standard");
     assert.equal(row.signature_header, "X-Webhook-Signature");

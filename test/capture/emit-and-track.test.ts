@@ -1,5 +1,5 @@
 /**
- * SPEC 3 events that do not come from the reference CRM tables: webhooks.emit, webhooks.send_test,
+ * Events (docs/events.md) that do not come from the reference CRM tables: webhooks.emit, webhooks.send_test,
  * and webhooks.track for an application's own table.
  */
 import assert from "node:assert/strict";

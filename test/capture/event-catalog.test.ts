@@ -1,5 +1,5 @@
 /**
- * SPEC 3 event catalog: which writes to the reference CRM tables put which events into
+ * The event catalog (docs/events.md): which writes to the reference CRM tables put which events into
  * webhooks.outbox (no daemon runs here, so captured rows stay in the outbox to be read).
  */
 import assert from "node:assert/strict";
@@ -34,7 +34,7 @@ async function insert(table: string, values: Record<string, unknown>): Promise<s
   return rows[0]!.id;
 }
 
-test("the catalog table lists exactly the SPEC 3 event types", async () => {
+test("the catalog table lists exactly the documented event types", async () => {
   const { rows } = await h.db.pool.query<{ name: string }>("select name from webhooks.event_types where source = 'catalog' order by name");
   assert.deepEqual(rows.map((row) => row.name), [
     "broadcast.response", "contact.assigned", "contact.created", "contact.updated",

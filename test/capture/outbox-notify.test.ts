@@ -1,5 +1,5 @@
 /**
- * SPEC 3 wake-ups: a captured write NOTIFYs channel webhooks_outbox only when a dispatcher is alive
+ * Wake-ups (README "How it works"): a captured write NOTIFYs channel webhooks_outbox only when a dispatcher is alive
  * and not already polling, and the notification carries no row data (the outbox row does).
  *
  * Absence is proven without sleeping: after the write commits, another transaction NOTIFYs a marker;

@@ -5,7 +5,7 @@ import { useHarness } from "../support/harness.js";
 import type { Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
-// SPEC 5: 410 Gone disables an endpoint; so does failing continuously for longer than
+// docs/guarantees.md: 410 Gone disables an endpoint; so does failing continuously for longer than
 // WEBHOOKS_DISABLE_AFTER_FAILING_HOURS (default 120). The span is not waited out: the tests move
 // failing_since back in time, as if the failures had begun days ago.
 

@@ -8,7 +8,7 @@ import { useHarness } from "../support/harness.js";
 import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
-// What an endpoint receives (SPEC 4 payload, SPEC 5 headers) and that the log keeps the same bytes.
+// What an endpoint receives (docs/payload.md: the body and every header) and that the log keeps the same bytes.
 
 const h = useHarness({ receiver: true, daemon: true });
 
@@ -40,7 +40,7 @@ async function logFor(deliveryId: string): Promise<LogRow> {
   });
 }
 
-test("every request carries the SPEC 5 headers: content type, user agent, event, delivery id, webhook-id, timestamp", async () => {
+test("every request carries the documented headers: content type, user agent, event, delivery id, webhook-id, timestamp", async () => {
   const { org, hook, requests } = await organizationWithEndpoint();
   await insertContact(org, { first_name: "Ada" });
 

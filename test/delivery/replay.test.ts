@@ -6,7 +6,7 @@ import { useHarness } from "../support/harness.js";
 import type { Receiver } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
-// SPEC 5: dead deliveries are a view (webhooks.dead_deliveries) and replayable with
+// docs/guarantees.md: dead deliveries are a view (webhooks.dead_deliveries) and replayable with
 // webhooks.replay(delivery_id) and webhooks.replay_dead(webhook_id), or the CLI wrappers.
 
 const h = useHarness({ daemon: true });

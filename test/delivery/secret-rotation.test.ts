@@ -9,7 +9,7 @@ import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 import { asTenant } from "../tenancy/roles.js";
 
-// Rotation (SPEC 2, 5): a new secret keeps the old one signing for 24 hours. The standard scheme
+// Rotation (docs/signatures.md): a new secret keeps the old one signing for 24 hours. The standard scheme
 // sends one v1 signature per live secret; the HMAC schemes have a single-valued signature header
 // and sign with the current secret only.
 

@@ -92,7 +92,7 @@ describe("standard scheme (Standard Webhooks)", () => {
   });
 });
 
-describe("hmac schemes, checked by an independent verifier written from SPEC 5", () => {
+describe("hmac schemes, checked by an independent verifier written from docs/signatures.md", () => {
   test("hmac-hex: ISO 8601 X-Webhook-Timestamp and the lowercase hex HMAC of the body in the configured header", () => {
     const signing = input({ secrets: ["plain shared secret ✓"], signatureHeader: "X-Acme-Signature" });
     const headers = sign("hmac-hex", signing);

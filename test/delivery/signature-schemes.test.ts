@@ -9,7 +9,7 @@ import type { ReceivedRequest, Responder } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // Each scheme end to end: the daemon signs, a real receiver gets the request, and a verifier
-// written here from SPEC 5's table alone (node:crypto, not src/delivery/sign.ts) accepts it as received.
+// written here from docs/signatures.md's table alone (node:crypto, not src/delivery/sign.ts) accepts it as received.
 
 const h = useHarness({ daemon: true });
 
@@ -46,7 +46,7 @@ function assertRecent(epochMs: number) {
   assert.ok(Math.abs(Date.now() - epochMs) < 5 * 60_000, `timestamp ${new Date(epochMs).toISOString()} is about now`);
 }
 
-/** SPEC 5, standard: v1,<base64 HMAC of "<webhook-id>.<timestamp>.<body>"> keyed with the base64 after whsec_. */
+/** docs/signatures.md, standard: v1,<base64 HMAC of "<webhook-id>.<timestamp>.<body>"> keyed with the base64 after whsec_. */
 function verifyStandard(request: ReceivedRequest, secret: string): boolean {
   const id = header(request, "webhook-id");
   const timestamp = header(request, "webhook-timestamp");

@@ -6,7 +6,7 @@ import { waitFor } from "../support/wait.js";
 import { signedPost } from "./http-support.js";
 import { createIntegration } from "./support.js";
 
-// SPEC 7: a crash right after a 202 still produces the lead (the job is queued in the
+// docs/intake.md: a crash right after a 202 still produces the lead (the job is queued in the
 // transaction that recorded the request, before the answer is sent).
 
 const h = useHarness();

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { useHarness } from "../support/harness.js";
 
-// What the catalog must say about tenancy (SPEC 6), read as the application's own login role
+// What the catalog must say about tenancy (README "Tenancy"), read as the application's own login role
 // where it matters: a superuser would bypass everything checked here.
 
 const h = useHarness({ app: true });

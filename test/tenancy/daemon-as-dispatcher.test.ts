@@ -5,7 +5,7 @@ import { createOrganization, createWebhook, logs } from "../support/fixtures.js"
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
-// The daemon needs no superuser at run time (SPEC 6): against a database the superuser migrated,
+// The daemon needs no superuser at run time (README "Tenancy"): against a database the superuser migrated,
 // it runs logged in as a plain member of webhooks_dispatcher, with row-level security forced.
 
 const h = useHarness({ dispatcher: true, receiver: true, daemon: { as: "dispatcher" } });

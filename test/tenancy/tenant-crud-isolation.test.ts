@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { useHarness } from "../support/harness.js";
 import { asTenant, assertPolicyViolation } from "./roles.js";
 
-// The tables an application reads and writes (SPEC 6): logged in as a webhooks_app member with
+// The tables an application reads and writes (README "Tenancy"): logged in as a webhooks_app member with
 // organization A's setting, organization B's rows are invisible, untouchable, and cannot be
 // created or moved into; without a setting nothing is visible.
 
