@@ -14,8 +14,9 @@ const usage = `usage: pg-webhooks <command>
   send-test <webhook-id>       send a webhook.test event to one endpoint
   replay <delivery-id>         deliver one delivery again (webhooks.replay)
   replay --dead --webhook ID   deliver every dead delivery of one webhook again (webhooks.replay_dead)
-  logs [--webhook ID] [--failed] [--limit N]
-                               print recent attempts from webhooks.webhook_logs
+  logs [--webhook ID] [--failed] [--limit N] [--follow]
+                               print recent attempts from webhooks.webhook_logs; --follow
+                               then prints new ones as they are written, until Ctrl-C
   intake [--integration ID] [--limit N] [--refusals]
                                print recent inbound requests from webhooks.intake_activity, or with
                                --refusals the per-minute counts of those refused before authentication
@@ -59,13 +60,21 @@ async function main(argv: string[]): Promise<number> {
     case "replay":
       return withDatabase(config, logger, (url) => replay(url, args));
     case "logs":
-      return withDatabase(config, logger, (url) => readCommand(() => printLogs(url, args)));
+      return withDatabase(config, logger, (url) => readCommand(() => printLogs(url, args, untilInterrupted())));
     case "intake":
       return withDatabase(config, logger, (url) => readCommand(() => printIntake(url, args)));
     default:
       console.error(`pg-webhooks: unknown command ${JSON.stringify(command)}\n\n${usage}`);
       return 1;
   }
+}
+
+/** Aborted on the first SIGINT or SIGTERM: a following command then ends cleanly, exit code 0. */
+function untilInterrupted(): AbortSignal {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  process.once("SIGTERM", () => controller.abort());
+  return controller.signal;
 }
 
 /** A read command: 0, or 1 with the usage after a refused command line. */

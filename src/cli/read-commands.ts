@@ -28,25 +28,62 @@ function parse<T extends Record<string, { type: "string" | "boolean" }>>(args: s
   }
 }
 
+/** How often `logs --follow` looks for new attempts. */
+const FOLLOW_POLL_MS = 500;
 /**
- * `pg-webhooks logs [--webhook ID] [--failed] [--limit N]`: the latest attempts, oldest first, one
- * JSON object per line. Never a request's headers or body (they may be long; see webhook_logs).
+ * Ids are taken when a row is inserted, not when it commits: a record statement that took lower ids
+ * can commit after one that took higher ones. Following therefore re-reads the last this-many ids
+ * and skips what it printed, so a late commit is still printed (once).
  */
-export async function printLogs(url: string, args: string[]): Promise<void> {
-  const values = parse(args, { webhook: { type: "string" }, failed: { type: "boolean" }, limit: { type: "string" } });
+const FOLLOW_WINDOW_IDS = 10_000;
+
+/**
+ * `pg-webhooks logs [--webhook ID] [--failed] [--limit N] [--follow]`: the latest attempts, oldest
+ * first, one JSON object per line; with --follow it then prints each new attempt as it is written,
+ * until interrupted (SIGINT/SIGTERM). Never a request's headers or body (see webhook_logs).
+ * Following reads a primary-key range (`id > …`), so it costs the same on any history.
+ */
+export async function printLogs(url: string, args: string[], signal?: AbortSignal): Promise<void> {
+  const values = parse(args, { webhook: { type: "string" }, failed: { type: "boolean" }, limit: { type: "string" }, follow: { type: "boolean" } });
   const webhookId = uuidOption(values.webhook, "--webhook");
   const limit = limitOption(values.limit);
   const pool = createPool(url, { max: 1 });
   const db = createDb(pool);
-  try {
-    let query = db
+  const attempts = (range: { upTo: number } | { after: number }) =>
+    db
       .selectFrom("webhooks.webhook_logs")
-      .select(["created_at", "webhook_id", "event_type", "attempt", "response_status", "success", "duration_ms", "error"])
-      .orderBy("id", "desc")
-      .limit(limit);
-    if (webhookId) query = query.where("webhook_id", "=", webhookId);
-    if (values.failed) query = query.where("success", "=", false);
-    for (const row of (await query.execute()).reverse()) console.log(JSON.stringify(row));
+      .select(["id", "created_at", "webhook_id", "event_type", "attempt", "response_status", "success", "duration_ms", "error"])
+      .$if(webhookId !== undefined, (q) => q.where("webhook_id", "=", webhookId!))
+      .$if(values.failed === true, (q) => q.where("success", "=", false))
+      .$if("after" in range, (q) => q.where("id", ">", (range as { after: number }).after).orderBy("id", "asc"))
+      .$if("upTo" in range, (q) => q.where("id", "<=", (range as { upTo: number }).upTo).orderBy("id", "desc").limit(limit))
+      .execute();
+  try {
+    // The newest attempt now (not only the newest printed: --failed may skip some) bounds both parts.
+    const { max } = await db.selectFrom("webhooks.webhook_logs").select((eb) => eb.fn.max("id").as("max")).executeTakeFirstOrThrow();
+    let newest = Number(max ?? 0);
+    const printed = new Set<number>();
+    const latest = (await attempts({ upTo: newest })).reverse();
+    for (const row of latest) {
+      printed.add(row.id);
+      console.log(JSON.stringify(row));
+    }
+    // Older than what --limit printed is history, not news: never printed while following.
+    const floor = latest.length === limit ? latest[0]!.id : 0;
+    while (values.follow && !signal?.aborted) {
+      await new Promise((resolve) => {
+        const timer = setTimeout(resolve, FOLLOW_POLL_MS);
+        signal?.addEventListener("abort", () => (clearTimeout(timer), resolve(undefined)), { once: true });
+      });
+      if (signal?.aborted) break;
+      for (const row of await attempts({ after: Math.max(floor, newest - FOLLOW_WINDOW_IDS) })) {
+        newest = Math.max(newest, row.id);
+        if (printed.has(row.id)) continue;
+        printed.add(row.id);
+        console.log(JSON.stringify(row));
+      }
+      for (const id of printed) if (id <= newest - FOLLOW_WINDOW_IDS) printed.delete(id);
+    }
   } finally {
     await pool.end();
   }

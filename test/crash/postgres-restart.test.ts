@@ -6,6 +6,7 @@ import path from "node:path";
 import { after, before, test, type TestContext } from "node:test";
 import { promisify } from "node:util";
 import { startEmbeddedPostgres, type EmbeddedPostgres } from "../../src/db/embedded-postgres.js";
+import { embeddedPostgresBinDir } from "../../src/db/embedded-postgres-runtime.js";
 import { migrate } from "../../src/db/migrate.js";
 import { createPool, type Pool } from "../../src/db/pool.js";
 import { createLogger } from "../../src/logger.js";
@@ -32,8 +33,8 @@ let daemon: DaemonProcess | undefined;
 
 
 async function pgCtl(...args: string[]): Promise<void> {
-  const binaries = (await import(`@embedded-postgres/${os.platform()}-${os.arch()}`)) as { pg_ctl: string };
-  const command = [binaries.pg_ctl, "-D", path.join(dataDir, "pg"), ...args];
+  // Where embedded Postgres runs its binaries from: as root in a private directory, a copy.
+  const command = [path.join(await embeddedPostgresBinDir(logger), "pg_ctl"), "-D", path.join(dataDir, "pg"), ...args];
   const [file, ...rest] = process.getuid?.() === 0 ? ["runuser", "-u", "postgres", "--", ...command] : command;
   await run(file!, rest, { timeout: 30_000 });
 }
