@@ -37,14 +37,13 @@ test("logs --follow prints the latest attempts, then each new one as it is writt
     await h.db.pool.query("update contacts set first_name = 'After' where organization_id = $1", [org]);
     await h.db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'Later')", [org]);
     await waitFor("the two attempts written while following", () => printed().length === 3);
-    assert.deepEqual(
-      printed().map((row) => [row.event_type, row.success, row.response_status, row.webhook_id]),
-      [
-        ["contact.created", true, 200, hook.id],
-        ["contact.updated", true, 200, hook.id],
-        ["contact.created", true, 200, hook.id],
-      ],
-    );
+    const [before, ...whileFollowing] = printed().map((row) => [row.event_type, row.success, row.response_status, row.webhook_id]);
+    assert.deepEqual(before, ["contact.created", true, 200, hook.id]);
+    // The two were delivered at once: in the order their attempts were logged, whichever that was.
+    assert.deepEqual(whileFollowing.map(String).sort(), [
+      ["contact.created", true, 200, hook.id],
+      ["contact.updated", true, 200, hook.id],
+    ].map(String).sort());
     child.kill("SIGINT");
     assert.equal(await exited, 0);
   } finally {
