@@ -2,14 +2,21 @@
  * The code in docs/ is proven, not hoped: every verification function of docs/signatures.md
  * accepts a real delivery of the daemon exactly as a real receiver got it and refuses it with one
  * byte changed, and every signing example of docs/intake.md gets a 202 from the real endpoint.
+ * The reference's lists of environment variables, metrics and intake refusal reasons are the
+ * code's: one added to the code and not to docs/ (or the other way round) fails here.
  * Snippets run as users would run them: Node in a child process, Python with python3 (missing
  * python3 fails these tests), the shell example with bash, curl and openssl.
  */
 import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
 import type { IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
+import path from "node:path";
 import { describe, test } from "node:test";
+import { loadConfig } from "../../src/config.js";
 import { sign, type SignatureScheme } from "../../src/delivery/sign.js";
+import { REFUSAL_STATUS } from "../../src/intake/refusal-reasons.js";
+import { packageRoot } from "../../src/package-info.js";
 import { createOrganization, createWebhook } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import type { ReceivedRequest } from "../support/receiver.js";
@@ -29,6 +36,18 @@ h.before(async () => {
   signatures = await readDocument("signatures.md");
   intake = await readDocument("intake.md");
 });
+
+/** The text of docs/<file> from the heading `## <section>` to the next `## ` heading. */
+async function section(file: string, heading: string): Promise<string> {
+  const text = await readFile(path.join(packageRoot, "docs", file), "utf8");
+  const start = text.indexOf(`\n## ${heading}\n`);
+  assert.ok(start >= 0, `docs/${file} has a section "## ${heading}"`);
+  const end = text.indexOf("\n## ", start + 1);
+  return text.slice(start, end < 0 ? undefined : end);
+}
+
+/** The first cells of a section's table rows that are code spans: `| \`NAME\` | …`. */
+const tableNames = (text: string) => [...text.matchAll(/^\| `([^`]+)` \|/gm)].map((match) => match[1]!);
 
 /** What a receiver has in hand: the headers and the exact bytes of one request. */
 interface Received {
@@ -141,6 +160,31 @@ test("docs/signatures.md and docs/intake.md show no Node, Python or shell code t
     ],
   );
   assert.deepEqual([...intake.snippets.keys()].sort(), ["node intake", "python intake", "shell intake"]);
+});
+
+describe("the reference lists what the code has, no more and no less", () => {
+  test("docs/configuration.md: every environment variable the daemon reads", async () => {
+    const read = new Set<string>();
+    loadConfig(new Proxy({}, { get: (_, name) => (typeof name === "string" && read.add(name), undefined) }));
+    const documented = tableNames(await section("configuration.md", "The daemon's environment"));
+    assert.deepEqual([...documented].sort(), [...read].sort());
+  });
+
+  test("docs/configuration.md: every metric of GET /metrics", async () => {
+    const port = (h.daemon.server.address() as AddressInfo).port;
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const exposed = [...text.matchAll(/^# TYPE (\S+) /gm)].map((match) => match[1]!);
+    const documented = tableNames(await section("configuration.md", "`/healthz` and `/metrics`"))
+      .filter((name) => name.startsWith("pg_webhooks_"))
+      .map((name) => name.replace(/\{.*$/, ""));
+    assert.deepEqual([...documented].sort(), [...exposed].sort());
+  });
+
+  test("docs/intake.md: every reason webhooks.intake_refusals counts, with the status it is answered with", async () => {
+    const text = await section("intake.md", "Refusals");
+    const documented = Object.fromEntries([...text.matchAll(/`([a-z_]+)` \((\d{3})\b/g)].map((match) => [match[1]!, Number(match[2])]));
+    assert.deepEqual(documented, { ...REFUSAL_STATUS });
+  });
 });
 
 describe("docs/signatures.md verifies real deliveries", () => {
