@@ -31,6 +31,8 @@ export async function releaseAwakeLease(pool: Pool): Promise<string[]> {
     text: `select coalesce(array_agg(distinct l.virtualtransaction), '{}') as writers
              from pg_locks l
             where l.locktype = 'relation' and l.relation = 'webhooks.outbox'::regclass and l.granted
+              -- Writers: a reader (AccessShareLock: a psql session, pg_dump) wrote nothing to wait for.
+              and l.mode = 'RowExclusiveLock'
               and l.database = (select oid from pg_database where datname = current_database())`,
   });
   return rows[0]!.writers;
@@ -42,6 +44,7 @@ export async function writersStillOpen(pool: Pool, writers: string[]): Promise<b
     name: "pg-webhooks:outbox-writers-open",
     text: `select exists (select 1 from pg_locks l
                            where l.locktype = 'relation' and l.relation = 'webhooks.outbox'::regclass and l.granted
+                             and l.mode = 'RowExclusiveLock'
                              and l.virtualtransaction = any ($1::text[])) as open`,
     values: [writers],
   });

@@ -51,11 +51,12 @@ async function waitUntilLeaseReleased(): Promise<void> {
   });
 }
 
-test("an idle daemon stays idle while transactions stay open in another database and on a table that captures nothing", async (t) => {
+test("an idle daemon stays idle while transactions stay open in another database, on a table that captures nothing, and reading the outbox", async (t) => {
   const daemon = await startTestDaemon(h.db.url);
   const other = await createTestDatabase();
   const elsewhere = new pg.Client({ connectionString: other.url });
   const unrelated = new pg.Client({ connectionString: h.db.url });
+  const reader = new pg.Client({ connectionString: h.db.url });
   try {
     const first = await insertContact("before");
     await waitUntilReceived(h.receiver, [first], 15_000);
@@ -70,6 +71,10 @@ test("an idle daemon stays idle while transactions stay open in another database
     await unrelated.connect();
     await unrelated.query("begin");
     await unrelated.query("insert into public.unrelated values (1)");
+    // A DBA's look at the outbox, left open: it holds a lock on webhooks.outbox but wrote nothing.
+    await reader.connect();
+    await reader.query("begin");
+    await reader.query("select count(*) from webhooks.outbox");
 
     const second = await insertContact("during");
     await waitUntilReceived(h.receiver, [second], 15_000);
@@ -88,6 +93,7 @@ test("an idle daemon stays idle while transactions stay open in another database
   } finally {
     await elsewhere.end().catch(() => undefined);
     await unrelated.end().catch(() => undefined);
+    await reader.end().catch(() => undefined);
     await daemon.stop();
     await other.drop();
   }
