@@ -96,8 +96,15 @@ export class DaemonRegistry {
       .execute();
     for (const row of rows) this.logger.warn("a daemon stopped sending heartbeats; treating it as dead", { daemon: row.id });
     // Deliveries claimed by a daemon that is gone go back to their queue, each attempt it was
-    // making logged as interrupted (release-claims-statement.ts).
-    const { rows: released } = await this.pool.query<{ claimed_by: string }>(releaseClaimsStatement("unregistered"));
+    // making logged as interrupted (release-claims-statement.ts). A daemon publishes rows in
+    // endpoint_claims with every claim, and they go with its claims: only when some belong to no
+    // registered daemon is the queue searched (not on every heartbeat of every daemon).
+    const { rows: orphaned } = await this.pool.query<{ found: boolean }>(
+      "select exists (select 1 from webhooks.endpoint_claims where daemon_id not in (select id from webhooks.daemons)) as found",
+    );
+    const { rows: released } = orphaned[0]!.found
+      ? await this.pool.query<{ claimed_by: string }>(releaseClaimsStatement("unregistered"))
+      : { rows: [] };
     if (released.length > 0) {
       this.logger.warn("gave back the claimed deliveries of dead daemons: each logged as an interrupted attempt, to be attempted again", {
         daemons: [...new Set(released.map((row) => row.claimed_by))],

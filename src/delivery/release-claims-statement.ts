@@ -47,7 +47,9 @@ export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"
   );
   return {
     text: `with released as (
-       update webhooks.delivery_queue q set claimed_by = null, claimed_at = null, retry = true
+       update webhooks.delivery_queue q set claimed_by = null, claimed_at = null, retry = true,
+              -- The interrupted attempt's number (below) is taken: the next claim takes the one after.
+              attempts = greatest(q.attempts, (select d.attempts + 1 from webhooks.deliveries d where d.id = q.delivery_id))
         where q.claimed_by is not null and ${whose("q.claimed_by")}
        returning q.delivery_id
      ), unpublished as (

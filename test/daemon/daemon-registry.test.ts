@@ -55,19 +55,29 @@ test("reapStale gives back a dead daemon's claimed deliveries, each with a log r
   const hook = await createWebhook(h.db.pool, { organizationId: org, url: "https://receiver.example/hook", events: ["contact.created"] });
   await h.db.pool.query("insert into contacts (organization_id, first_name) values ($1, 'One'), ($1, 'Two')", [org]);
   await fanOut(h.db.pool, 100, logger);
-  // As a claim by a daemon that has since died without a trace: attempt numbers taken, no outcome.
+  // As claims by a daemon that has since died without a trace, published in endpoint_claims as a
+  // claim does: one took its attempt number, the other (as a daemon of an older release) did not.
   await h.db.pool.query(
-    "update webhooks.delivery_queue set claimed_by = 'daemon-killed', claimed_at = now(), attempts = attempts + 1 where webhook_id = $1",
+    `update webhooks.delivery_queue set claimed_by = 'daemon-killed', claimed_at = now(),
+            attempts = attempts + (case when delivery_id = (select min(delivery_id::text)::uuid from webhooks.delivery_queue where webhook_id = $1) then 1 else 0 end)
+      where webhook_id = $1`,
     [hook.id],
   );
+  await h.db.pool.query("insert into webhooks.endpoint_claims (webhook_id, daemon_id, in_flight) values ($1, 'daemon-killed', 2)", [hook.id]);
 
   const r = registry();
   await r.register(null);
   await r.reapStale();
   await r.stop();
 
-  const { rows: queue } = await h.db.pool.query("select claimed_by, retry from webhooks.delivery_queue where webhook_id = $1", [hook.id]);
-  assert.deepEqual(queue, [{ claimed_by: null, retry: true }, { claimed_by: null, retry: true }], "back in the queue, to be attempted again");
+  const { rows: queue } = await h.db.pool.query("select claimed_by, retry, attempts from webhooks.delivery_queue where webhook_id = $1", [hook.id]);
+  assert.deepEqual(
+    queue,
+    [{ claimed_by: null, retry: true, attempts: 1 }, { claimed_by: null, retry: true, attempts: 1 }],
+    "back in the queue, to be attempted again under number 2",
+  );
+  const { rows: published } = await h.db.pool.query("select 1 from webhooks.endpoint_claims where daemon_id = 'daemon-killed'");
+  assert.equal(published.length, 0, "its published in-flight figures are gone with it");
   const { rows: logs } = await h.db.pool.query<{ attempt: number; success: boolean; response_status: number | null; error: string }>(
     "select attempt, success, response_status, error from webhooks.webhook_logs where webhook_id = $1",
     [hook.id],
