@@ -53,7 +53,14 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   const health = (): HealthStatus => {
     if (!ready) return { status: notReady === "stopping" ? "stopping" : "starting", reason: notReady };
     const stalls = watch.stalls();
-    return stalls.length === 0 ? { status: "ok" } : { status: "stalled", reason: stalls.map((stall) => stall.reason).join("; "), stalls };
+    if (stalls.length === 0) return { status: "ok" };
+    // What has stalled and on whom it waits; the statements themselves and errors go to the log only
+    // (/healthz may answer anyone who reaches PORT).
+    return {
+      status: "stalled",
+      reason: stalls.map((stall) => stall.reason).join("; "),
+      stalls: stalls.map(({ activity, seconds }) => ({ activity, seconds })),
+    };
   };
   const intake = createIntakeRoutes(pool, logger.scope("intake"), {
     bodyTimeoutMs: config.httpReadTimeoutMs,

@@ -41,8 +41,10 @@ test("a dispatcher stuck in its outbox DELETE is reported as stalled in the log,
 
     const health = await fetch(`${daemon.url}/healthz`);
     assert.equal(health.status, 503);
-    const body = (await health.json()) as { status: string; reason: string };
+    const body = (await health.json()) as { status: string; reason: string; stalls: unknown[] };
     assert.equal(body.status, "stalled");
+    assert.deepEqual(Object.keys(body.stalls[0] as object).sort(), ["activity", "seconds"], "no statement text, no error, to whoever asks");
+    assert.doesNotMatch(JSON.stringify(body), /delete from/i);
     assert.match(body.reason, /dispatch has not moved the outbox/);
     assert.match(body.reason, new RegExp(`pid ${session!.pid}`));
 
