@@ -62,6 +62,9 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       stalls: stalls.map(({ activity, seconds }) => ({ activity, seconds })),
     };
   };
+  // Scrapes at once share one reading: /metrics may answer anyone who reaches PORT, and its queries
+  // run on the daemon's pool, so a flood of them costs one reading at a time.
+  const scrapes = sharedReading(() => metricsText(pool, dispatcher, deliverer, watch));
   const intake = createIntakeRoutes(pool, logger.scope("intake"), {
     bodyTimeoutMs: config.httpReadTimeoutMs,
     bodyMemoryBytes: config.intakeBodyMemoryBytes,
@@ -77,7 +80,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     },
     {
       status: health,
-      metrics: async () => metricsText(pool, dispatcher, deliverer, watch),
+      metrics: () => scrapes.text(),
     },
     logger.scope("http"),
     intake,
@@ -178,10 +181,24 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   };
 }
 
+/** `read()` once at a time: callers that come while a reading is under way share its result. */
+function sharedReading(read: () => Promise<string>): { text(): Promise<string> } {
+  let underway: Promise<string> | undefined;
+  return {
+    text() {
+      underway ??= read().finally(() => {
+        underway = undefined;
+      });
+      return underway;
+    },
+  };
+}
+
 async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliverer: Deliverer | undefined, watch: StallWatch): Promise<string> {
   const count = sql<number>`count(*)::int`;
-  const byState = queryBuilder.selectFrom("webhooks.deliveries").select(["state", count.as("count")]).groupBy("state");
-  const { rows } = await pool.query<InferResult<typeof byState>[number]>(toStatement(byState));
+  // What is still to do, never the history: a scrape costs the same on any size of deliveries or logs.
+  const pendingCount = queryBuilder.selectFrom("webhooks.delivery_queue").select(count.as("count"));
+  const { rows: pending } = await pool.query<InferResult<typeof pendingCount>[number]>(toStatement(pendingCount));
   const outboxSize = queryBuilder.selectFrom("webhooks.outbox").select(count.as("count"));
   const { rows: outbox } = await pool.query<InferResult<typeof outboxSize>[number]>(toStatement(outboxSize));
   // Isolation at a glance: a stuck outbox (its oldest row's age: one index probe), events set
@@ -201,9 +218,12 @@ async function metricsText(pool: Pool, dispatcher: Dispatcher | undefined, deliv
     "# HELP pg_webhooks_outbox_events Captured events waiting for fan-out.",
     "# TYPE pg_webhooks_outbox_events gauge",
     `pg_webhooks_outbox_events ${outbox[0]?.count ?? 0}`,
-    "# HELP pg_webhooks_deliveries Deliveries by state.",
-    "# TYPE pg_webhooks_deliveries gauge",
-    ...rows.map((row) => `pg_webhooks_deliveries{state="${row.state}"} ${row.count}`),
+    "# HELP pg_webhooks_deliveries_pending Deliveries waiting for an attempt or in flight (first attempts and retries).",
+    "# TYPE pg_webhooks_deliveries_pending gauge",
+    `pg_webhooks_deliveries_pending ${pending[0]?.count ?? 0}`,
+    "# HELP pg_webhooks_attempts_total Attempts this daemon made, by outcome (refused: not sent, e.g. a private target or an oversized event).",
+    "# TYPE pg_webhooks_attempts_total counter",
+    ...(["success", "failed", "dead", "refused"] as const).map((outcome) => `pg_webhooks_attempts_total{outcome="${outcome}"} ${deliverer?.outcomes.get(outcome) ?? 0}`),
     "# HELP pg_webhooks_dispatched_events_total Events fanned out by this daemon.",
     "# TYPE pg_webhooks_dispatched_events_total counter",
     `pg_webhooks_dispatched_events_total ${dispatcher?.stats.events ?? 0}`,

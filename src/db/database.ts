@@ -28,6 +28,7 @@ export interface Database {
   "webhooks.outbox_set_aside": OutboxSetAsideTable;
   "webhooks.endpoint_states": EndpointStatesTable;
   "webhooks.webhook_configurations": WebhookConfigurationsTable;
+  "webhooks.delivery_queue": DeliveryQueueTable;
 }
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
@@ -123,6 +124,19 @@ export interface WebhookConfigurationsTable {
   /** numeric: read as a string. */
   rate_limit_per_second: string | null;
   paused: boolean;
+}
+
+/** A delivery waiting for its next attempt, or in flight (claimed), until it succeeds or is dead (sql/000011). */
+export interface DeliveryQueueTable {
+  delivery_id: string;
+  webhook_id: string;
+  organization_id: string;
+  due_at: Timestamp;
+  retry: boolean;
+  claimed_by: string | null;
+  claimed_at: Timestamp | null;
+  /** Attempts so far, counting one in flight: each claim takes the next number (sql/000012). */
+  attempts: number;
 }
 
 /** An endpoint's circuit breaker and rate bucket (sql/000011). */

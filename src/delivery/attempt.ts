@@ -18,7 +18,12 @@ export interface AttemptDependencies {
   stopping?: () => boolean;
   /** The store's record steps (their retry lines name a lock's holder). */
   activity?: Activity;
+  /** Told each attempt's outcome once it is decided (metrics). */
+  counted?: (outcome: AttemptOutcome) => void;
 }
+
+/** What an attempt came to, as pg_webhooks_attempts_total counts it: refused means nothing was sent. */
+export type AttemptOutcome = "success" | "failed" | "dead" | "refused";
 
 /**
  * One attempt of one claimed delivery: sign → POST → record. HTTP failures are data (a log row
@@ -33,6 +38,7 @@ export function createAttempt({
   random = Math.random,
   stopping = () => false,
   activity = new Activity("record", "attempts into webhook_logs"),
+  counted = () => undefined,
 }: AttemptDependencies) {
   /** `onExchangeOver` runs once the attempt no longer counts toward its endpoint's in-flight limit. */
   return async (delivery: DeliveryContext, onExchangeOver: () => void = () => undefined): Promise<void> => {
@@ -70,6 +76,7 @@ export function createAttempt({
         ? { status: null, headers: null, body: null, error: delivery.notSentReason, durationMs: 0, refused: true }
         : await sender.send({ url: delivery.url, headers, body: delivery.body, timeoutMs: delivery.timeoutSeconds * 1000 });
     const record = decideOutcome(delivery, attempt, result, random());
+    counted(result.refused ? "refused" : record.state === "succeeded" ? "success" : record.state);
     // A success frees the endpoint's slot at once; a failure only once it is recorded, so that the
     // next claim already counts it toward the endpoint's circuit breaker.
     if (record.state === "succeeded") onExchangeOver();

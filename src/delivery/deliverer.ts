@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Pool } from "../db/pool.js";
 import { Activity } from "../daemon/activity.js";
 import { describeError, type Logger } from "../logger.js";
-import { createAttempt } from "./attempt.js";
+import { createAttempt, type AttemptOutcome } from "./attempt.js";
 import { DeliveryStore, type DeliveryContext } from "./delivery-store.js";
 import { HttpSender } from "./send.js";
 
@@ -60,7 +60,14 @@ export class Deliverer {
     this.claiming = claim;
     this.store = new DeliveryStore(options.pool, options.daemonId, { disableAfterFailingHours: options.disableAfterFailingHours, activity: record });
     this.sender = new HttpSender({ allowPrivateTargets: options.allowPrivateTargets ?? false, allowHttp: options.allowHttp ?? false });
-    this.attempt = createAttempt({ store: this.store, sender: this.sender, logger: options.logger, stopping: () => !this.running, activity: record });
+    this.attempt = createAttempt({
+      store: this.store,
+      sender: this.sender,
+      logger: options.logger,
+      stopping: () => !this.running,
+      activity: record,
+      counted: (outcome) => this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1),
+    });
   }
 
   start(): void {
@@ -74,6 +81,9 @@ export class Deliverer {
     this.woken = true;
     this.wakeUp?.();
   }
+
+  /** Attempts this daemon made, by outcome, since it started (pg_webhooks_attempts_total). */
+  readonly outcomes = new Map<AttemptOutcome, number>();
 
   get attemptsInFlight(): number {
     return this.inFlight.size;

@@ -27,14 +27,15 @@ test("/healthz answers 503 with the reason while the daemon is not ready", async
   }
 });
 
-test("/metrics exposes the outbox backlog and deliveries by state in Prometheus text", async () => {
+test("/metrics exposes the outbox backlog, the pending deliveries and attempts by outcome in Prometheus text", async () => {
   await h.db.pool.query("insert into webhooks.outbox (organization_id, event_type, data) values (gen_random_uuid(), 'contact.created', '{}')");
   const response = await fetch(`${base()}/metrics`);
   assert.equal(response.status, 200);
   assert.match(response.headers.get("content-type") ?? "", /^text\/plain/);
   const text = await response.text();
   assert.match(text, /^pg_webhooks_outbox_events \d+$/m);
-  assert.match(text, /^# TYPE pg_webhooks_deliveries gauge$/m);
+  assert.match(text, /^# TYPE pg_webhooks_deliveries_pending gauge$/m);
+  assert.match(text, /^pg_webhooks_attempts_total\{outcome="success"\} \d+$/m);
 });
 
 test("unknown paths answer 404 and wrong methods 405, as JSON", async () => {

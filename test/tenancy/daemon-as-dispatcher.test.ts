@@ -34,7 +34,7 @@ test("logged in as a dispatcher member, the daemon delivers a contact.created ev
   assert.equal(registered.length, 1, "the daemon registered itself for heartbeats");
   const metrics = await fetch(`http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}/metrics`);
   assert.equal(metrics.status, 200);
-  assert.match(await metrics.text(), /pg_webhooks_deliveries\{state="succeeded"\} 1/);
+  assert.match(await metrics.text(), /^pg_webhooks_attempts_total\{outcome="success"\} 1$/m);
 });
 
 test("logged in as a dispatcher member, the daemon retries a failed attempt and logs both", async () => {
