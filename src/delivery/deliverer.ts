@@ -82,6 +82,9 @@ export class Deliverer {
     this.wakeUp?.();
   }
 
+  /** The deliveries this daemon is attempting (what a release of stray claims keeps). */
+  private readonly inFlightIds = new Set<string>();
+
   /** Attempts this daemon made, by outcome, since it started (pg_webhooks_attempts_total). */
   readonly outcomes = new Map<AttemptOutcome, number>();
 
@@ -112,6 +115,10 @@ export class Deliverer {
       let claimed = 0;
       if (room > 0) {
         try {
+          if (this.store.claimsUncertain) {
+            const released = await this.store.releaseStrayClaims(this.inFlightIds);
+            if (released > 0) logger.warn("gave back claims whose commit reply was lost: each logged as an attempt never made, to be attempted again", { deliveries: released });
+          }
           const deliveries = await this.claiming.step(() =>
             this.store.claim(room, (webhookId) => this.inFlightTo.get(webhookId) ?? 0, {
               ids: [...this.openFor.keys()],
@@ -153,10 +160,12 @@ export class Deliverer {
       increment(this.openFor, organizationId, -1);
       this.wake();
     };
+    this.inFlightIds.add(delivery.id);
     const tracked = this.attempt(delivery, exchangeOver)
       .catch((error: unknown) => this.options.logger.error("an attempt failed unexpectedly", { error: describeError(error) }))
       .finally(() => {
         exchangeOver();
+        this.inFlightIds.delete(delivery.id);
         this.inFlight.delete(tracked);
         this.wake();
       });

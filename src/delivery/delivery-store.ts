@@ -116,7 +116,14 @@ export class DeliveryStore {
           : await client.query<ContextRow>(
               claimStatement({ webhookIds, ownInFlight: webhookIds.map(ownInFlight), daemonId: this.daemonId, limit, organizations }),
             );
-      await client.query("commit");
+      try {
+        await client.query("commit");
+      } catch (error) {
+        // The commit may have happened and only its reply been lost: these claims are then held
+        // by this daemon, which never got them. releaseStrayClaims gives them back.
+        this.claimsUncertain = true;
+        throw error;
+      }
       return rows.map(toContext);
     } catch (error) {
       await client.query("rollback").catch(() => undefined);
@@ -128,6 +135,20 @@ export class DeliveryStore {
 
   record(record: AttemptRecord): Promise<void> {
     return this.recorder.add(record);
+  }
+
+  /** Set when a claim's COMMIT failed: claims this daemon does not know of may be held in its name. */
+  claimsUncertain = false;
+
+  /**
+   * Gives back this daemon's claims other than `inFlight` (the deliveries it is attempting), each
+   * logged as an attempt never made, after a claim's COMMIT failed: until then nothing else would
+   * (the daemon is alive, so no reaper touches them) and they would wait for its restart.
+   */
+  async releaseStrayClaims(inFlight: Iterable<string>): Promise<number> {
+    this.claimsUncertain = false;
+    const { rowCount } = await this.pool.query(releaseClaimsStatement({ daemonId: this.daemonId, keep: [...inFlight] }));
+    return rowCount ?? 0;
   }
 
   /** Gives back every claim this daemon still holds (at shutdown, once nothing is in flight). */

@@ -7,6 +7,9 @@ import { insertAttemptLogs, storedRequestBody } from "./record-statement.js";
  */
 const INTERRUPTED = `format('interrupted: the daemon sending this attempt stopped (%s) before recording its outcome; the receiver may or may not have got it', claim.claimed_by)`;
 
+/** The same for a claim its daemon never learnt of: the reply to the claim's COMMIT was lost. */
+const STRAY = `format('interrupted: this attempt was never made: the daemon that claimed it (%s) lost the reply to its claim with its connection', claim.claimed_by)`;
+
 /**
  * Gives back claimed deliveries (pure, built here and nowhere else): this daemon's, at shutdown
  * once nothing is in flight, or those of daemons no longer registered (the reaper, after a
@@ -20,8 +23,12 @@ const INTERRUPTED = `format('interrupted: the daemon sending this attempt stoppe
  * claim once (the second one's UPDATE finds it released). The delivery is then attempted again
  * as usual: at least once.
  */
-export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"): Statement {
+export function releaseClaimsStatement(of: { daemonId: string; keep?: readonly string[] } | "unregistered"): Statement {
   const whose = (column: string) => (of === "unregistered" ? `${column} not in (select id from webhooks.daemons)` : `${column} = $1`);
+  // A live daemon's stray claims (see DeliveryStore.releaseStrayClaims): all but those in flight;
+  // its published in-flight figures stay (they are its own, and its next claim rewrites them).
+  const stray = of !== "unregistered" && of.keep !== undefined;
+  const reason = stray ? STRAY : INTERRUPTED;
   const logged = insertAttemptLogs(
     {
       organization_id: "i.organization_id",
@@ -50,10 +57,10 @@ export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"
        update webhooks.delivery_queue q set claimed_by = null, claimed_at = null, retry = true,
               -- The interrupted attempt's number (below) is taken: the next claim takes the one after.
               attempts = greatest(q.attempts, (select d.attempts + 1 from webhooks.deliveries d where d.id = q.delivery_id))
-        where q.claimed_by is not null and ${whose("q.claimed_by")}
+        where q.claimed_by is not null and ${whose("q.claimed_by")}${stray ? " and q.delivery_id <> all ($2::uuid[])" : ""}
        returning q.delivery_id
      ), unpublished as (
-       delete from webhooks.endpoint_claims ec where ${whose("ec.daemon_id")}
+       delete from webhooks.endpoint_claims ec where ${stray ? "false" : whose("ec.daemon_id")}
      ), claim as (
        -- The statement's snapshot still holds the claims as they were.
        select q.delivery_id, q.claimed_by, q.attempts from webhooks.delivery_queue q join released using (delivery_id)
@@ -64,7 +71,7 @@ export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"
               state = 'failed',
               next_attempt_at = now(),
               last_status = null,
-              last_error = ${INTERRUPTED},
+              last_error = ${reason},
               updated_at = now(),
               completed_at = null
          from claim
@@ -74,6 +81,6 @@ export function releaseClaimsStatement(of: { daemonId: string } | "unregistered"
        ${logged}
      )
      select claimed_by from claim`,
-    values: of === "unregistered" ? [] : [of.daemonId],
+    values: of === "unregistered" ? [] : stray ? [of.daemonId, [...of.keep!]] : [of.daemonId],
   };
 }
