@@ -146,8 +146,9 @@ export class DeliveryStore {
    * (the daemon is alive, so no reaper touches them) and they would wait for its restart.
    */
   async releaseStrayClaims(inFlight: Iterable<string>): Promise<number> {
-    this.claimsUncertain = false;
     const { rowCount } = await this.pool.query(releaseClaimsStatement({ daemonId: this.daemonId, keep: [...inFlight] }));
+    // Only once given back: a release that fails is tried again before the next claim.
+    this.claimsUncertain = false;
     return rowCount ?? 0;
   }
 
