@@ -19,11 +19,18 @@ export interface AttemptDependencies {
   /** The store's record steps (their retry lines name a lock's holder). */
   activity?: Activity;
   /** Told each attempt's outcome once it is decided (metrics). */
-  counted?: (outcome: AttemptOutcome) => void;
+  counted?: (report: AttemptReport) => void;
 }
 
 /** What an attempt came to, as pg_webhooks_attempts_total counts it: refused means nothing was sent. */
 export type AttemptOutcome = "success" | "failed" | "dead" | "refused";
+
+/** One attempt for the metrics: its outcome, how long it took, and for a success its event's write → 2xx. */
+export interface AttemptReport {
+  outcome: AttemptOutcome;
+  durationMs: number;
+  lagMs?: number;
+}
 
 /**
  * One attempt of one claimed delivery: sign → POST → record. HTTP failures are data (a log row
@@ -76,7 +83,11 @@ export function createAttempt({
         ? { status: null, headers: null, body: null, error: delivery.notSentReason, durationMs: 0, refused: true }
         : await sender.send({ url: delivery.url, headers, body: delivery.body, timeoutMs: delivery.timeoutSeconds * 1000 });
     const record = decideOutcome(delivery, attempt, result, random());
-    counted(result.refused ? "refused" : record.state === "succeeded" ? "success" : record.state);
+    counted({
+      outcome: result.refused ? "refused" : record.state === "succeeded" ? "success" : record.state,
+      durationMs: result.durationMs,
+      ...(record.state === "succeeded" ? { lagMs: Date.now() - delivery.occurredAt.getTime() } : {}),
+    });
     // A success frees the endpoint's slot at once; a failure only once it is recorded, so that the
     // next claim already counts it toward the endpoint's circuit breaker.
     if (record.state === "succeeded") onExchangeOver();

@@ -151,7 +151,7 @@ export function claimStatement(claims: {
         where s.webhook_id = k.webhook_id and k.n > 0
      )
      -- attempts: those made before this one, whose number the claim took.
-     select d.id, claimed.attempts - 1 as attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body,
+     select d.id, claimed.attempts - 1 as attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body, e.occurred_at,
             e.not_sent_reason, d.webhook_id, e.webhook_id is not null as targeted,
             c.url, c.secret,
             case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,

@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import type { Pool } from "../db/pool.js";
 import { Activity } from "../daemon/activity.js";
 import { describeError, type Logger } from "../logger.js";
-import { createAttempt, type AttemptOutcome } from "./attempt.js";
+import { createAttempt, type AttemptReport } from "./attempt.js";
 import { DeliveryStore, type DeliveryContext } from "./delivery-store.js";
 import { HttpSender } from "./send.js";
 
@@ -24,6 +24,8 @@ export interface DelivererOptions {
   pollIntervalMs?: number;
   /** Its database steps, watched for stalls: claims and records move the queue. */
   activities?: { claim: Activity; record: Activity };
+  /** Told of each attempt once decided (the metrics). */
+  onAttempt?: (report: AttemptReport) => void;
 }
 
 /**
@@ -66,7 +68,7 @@ export class Deliverer {
       logger: options.logger,
       stopping: () => !this.running,
       activity: record,
-      counted: (outcome) => this.outcomes.set(outcome, (this.outcomes.get(outcome) ?? 0) + 1),
+      counted: options.onAttempt,
     });
   }
 
@@ -84,9 +86,6 @@ export class Deliverer {
 
   /** The deliveries this daemon is attempting (what a release of stray claims keeps). */
   private readonly inFlightIds = new Set<string>();
-
-  /** Attempts this daemon made, by outcome, since it started (pg_webhooks_attempts_total). */
-  readonly outcomes = new Map<AttemptOutcome, number>();
 
   get attemptsInFlight(): number {
     return this.inFlight.size;

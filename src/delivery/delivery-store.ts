@@ -19,6 +19,8 @@ export interface DeliveryContext {
   eventId: string;
   eventType: string;
   body: string;
+  /** When the event was written (its transaction's start): the metrics' write → 2xx lag starts here. */
+  occurredAt: Date;
   /** Set when the event is too large to send: the attempt is logged as failed with this reason. */
   notSentReason: string | null;
   webhookId: string;
@@ -56,6 +58,7 @@ interface ContextRow {
   event_id: string;
   event_type: string;
   body: string;
+  occurred_at: Date;
   not_sent_reason: string | null;
   webhook_id: string;
   targeted: boolean;
@@ -174,6 +177,7 @@ function toContext(row: ContextRow): DeliveryContext {
     eventId: row.event_id,
     eventType: row.event_type,
     body: row.body,
+    occurredAt: row.occurred_at,
     notSentReason: row.not_sent_reason,
     webhookId: row.webhook_id,
     targeted: row.targeted,

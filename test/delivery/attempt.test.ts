@@ -18,6 +18,7 @@ const delivery = (overrides: Partial<DeliveryContext> = {}): DeliveryContext => 
   eventId: "evt_1",
   eventType: "contact.created",
   body: '{"id":"evt_1","event":"contact.created"}',
+  occurredAt: new Date(Date.now() - 250),
   notSentReason: null,
   webhookId: "00000000-0000-4000-8000-0000000000bb",
   targeted: false,
@@ -146,4 +147,23 @@ test("the exchange is over for a success before it is recorded, for a failure on
     await attempt(delivery(), () => order.push(`slot freed ${status}`));
   }
   assert.deepEqual(order, ["slot freed 200", "recorded 200", "recorded 500", "slot freed 500"]);
+});
+
+test("each decided attempt is reported once for the metrics, a success with its event's write → 2xx lag", async () => {
+  const reports: { outcome: string; durationMs: number; lagMs?: number }[] = [];
+  for (const answer of [ok, { status: 500, headers: {}, body: "", error: null, durationMs: 7 }]) {
+    const attempt = createAttempt({
+      store: { record: async () => undefined },
+      sender: { send: async () => answer },
+      logger: createLogger("silent"),
+      counted: (report) => reports.push(report),
+    });
+    await attempt(delivery());
+  }
+  await createAttempt({ store: { record: async () => undefined }, sender: { send: async () => ok }, logger: createLogger("silent"), counted: (report) => reports.push(report) })(
+    delivery({ notSentReason: "payload of 300000 bytes exceeds 256 KiB" }),
+  );
+  assert.deepEqual(reports.map((r) => [r.outcome, r.durationMs]), [["success", 12], ["failed", 7], ["refused", 0]]);
+  assert.ok(reports[0]!.lagMs! >= 250 && reports[0]!.lagMs! < 60_000, `lag ${reports[0]!.lagMs} ms from the event's write`);
+  assert.equal(reports[1]!.lagMs, undefined, "no lag for a failure");
 });

@@ -36,6 +36,9 @@ test("/metrics exposes the outbox backlog, the pending deliveries and attempts b
   assert.match(text, /^pg_webhooks_outbox_events \d+$/m);
   assert.match(text, /^# TYPE pg_webhooks_deliveries_pending gauge$/m);
   assert.match(text, /^pg_webhooks_attempts_total\{outcome="success"\} \d+$/m);
+  assert.match(text, /^pg_webhooks_oldest_pending_seconds \d+(\.\d+)?$/m);
+  assert.match(text, /^# TYPE pg_webhooks_attempt_duration_seconds histogram$/m);
+  assert.match(text, /^# TYPE pg_webhooks_delivery_lag_seconds histogram$/m);
 });
 
 test("unknown paths answer 404 and wrong methods 405, as JSON", async () => {

@@ -34,7 +34,11 @@ test("logged in as a dispatcher member, the daemon delivers a contact.created ev
   assert.equal(registered.length, 1, "the daemon registered itself for heartbeats");
   const metrics = await fetch(`http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}/metrics`);
   assert.equal(metrics.status, 200);
-  assert.match(await metrics.text(), /^pg_webhooks_attempts_total\{outcome="success"\} 1$/m);
+  const text = await metrics.text();
+  assert.match(text, /^pg_webhooks_attempts_total\{outcome="success"\} 1$/m);
+  assert.match(text, /^pg_webhooks_attempt_duration_seconds_count 1$/m, "its duration observed once");
+  assert.match(text, /^pg_webhooks_delivery_lag_seconds_count 1$/m, "its write → 2xx lag observed once");
+  assert.match(text, /^pg_webhooks_delivery_lag_seconds_bucket\{le="\+Inf"\} 1$/m);
 });
 
 test("logged in as a dispatcher member, the daemon retries a failed attempt and logs both", async () => {
