@@ -113,25 +113,7 @@ export function createDaemonMetrics(sources: MetricSources): DaemonMetrics {
   });
 
   async function readDatabase(): Promise<void> {
-    const count = sql<number>`count(*)::int`;
-    const glance = queryBuilder.selectNoFrom((eb) => [
-      eb.selectFrom("webhooks.outbox").select(count.as("n")).$asScalar().as("outbox"),
-      // The oldest row's age: one index probe on the outbox's id.
-      sql<number>`coalesce(${eb
-        .selectFrom("webhooks.outbox")
-        .select(sql<number>`extract(epoch from now() - occurred_at)`.as("age"))
-        .orderBy("id")
-        .limit(1)}, 0)::float8`.as("outbox_oldest"),
-      eb.selectFrom("webhooks.delivery_queue").select(count.as("n")).$asScalar().as("pending"),
-      sql<number>`coalesce(${eb
-        .selectFrom("webhooks.delivery_queue")
-        .select(sql<number>`extract(epoch from now() - min(due_at))`.as("age"))
-        .where("due_at", "<=", sql<Date>`now()`)
-        .where("claimed_by", "is", null)}, 0)::float8`.as("oldest_pending"),
-      eb.selectFrom("webhooks.outbox_set_aside").select(count.as("n")).$asScalar().as("set_aside"),
-      eb.selectFrom("webhooks.endpoint_states").select(count.as("n")).where("circuit", "<>", "closed").$asScalar().as("circuit_open"),
-      eb.selectFrom("webhooks.webhook_configurations").select(count.as("n")).where("paused", "=", true).$asScalar().as("paused"),
-    ]);
+    const glance = databaseGaugesStatement();
     const { rows } = await sources.pool.query<InferResult<typeof glance>[number]>(toStatement(glance));
     const row = rows[0]!;
     database.outbox.set(row.outbox ?? 0);
@@ -159,4 +141,30 @@ export function createDaemonMetrics(sources: MetricSources): DaemonMetrics {
       return underway;
     },
   };
+}
+
+/**
+ * The one statement a scrape runs: counts and ages of what is still to do (outbox, delivery queue,
+ * set-aside events, endpoints held back), never of the history (webhook_logs, events, deliveries).
+ */
+export function databaseGaugesStatement() {
+  const count = sql<number>`count(*)::int`;
+  return queryBuilder.selectNoFrom((eb) => [
+    eb.selectFrom("webhooks.outbox").select(count.as("n")).$asScalar().as("outbox"),
+    // The oldest row's age: one index probe on the outbox's id.
+    sql<number>`coalesce(${eb
+      .selectFrom("webhooks.outbox")
+      .select(sql<number>`extract(epoch from now() - occurred_at)`.as("age"))
+      .orderBy("id")
+      .limit(1)}, 0)::float8`.as("outbox_oldest"),
+    eb.selectFrom("webhooks.delivery_queue").select(count.as("n")).$asScalar().as("pending"),
+    sql<number>`coalesce(${eb
+      .selectFrom("webhooks.delivery_queue")
+      .select(sql<number>`extract(epoch from now() - min(due_at))`.as("age"))
+      .where("due_at", "<=", sql<Date>`now()`)
+      .where("claimed_by", "is", null)}, 0)::float8`.as("oldest_pending"),
+    eb.selectFrom("webhooks.outbox_set_aside").select(count.as("n")).$asScalar().as("set_aside"),
+    eb.selectFrom("webhooks.endpoint_states").select(count.as("n")).where("circuit", "<>", "closed").$asScalar().as("circuit_open"),
+    eb.selectFrom("webhooks.webhook_configurations").select(count.as("n")).where("paused", "=", true).$asScalar().as("paused"),
+  ]);
 }
