@@ -3,9 +3,8 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { packageRoot } from "../../src/package-info.js";
-import { createOrganization, createWebhook, type LogRow } from "../support/fixtures.js";
+import { organizationWithEndpoint, type LogRow } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
-import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // What an endpoint receives (docs/payload.md: the body and every header) and that the log keeps the same bytes.
@@ -14,15 +13,7 @@ const h = useHarness({ receiver: true, daemon: true });
 
 const packageVersion = (JSON.parse(readFileSync(path.join(packageRoot, "package.json"), "utf8")) as { version: string }).version;
 
-/** A fresh organization with one endpoint, so each test reads only its own requests. */
-async function organizationWithEndpoint(values: Record<string, unknown> = {}) {
-  const org = await createOrganization(h.db.pool);
-  const url = new URL(h.receiver.url);
-  url.pathname = `/hook/${org}`;
-  const hook = await createWebhook(h.db.pool, { organizationId: org, url: url.toString(), ...values });
-  const requests = (): ReceivedRequest[] => h.receiver.requests.filter((r) => r.path === url.pathname);
-  return { org, hook, requests };
-}
+const ownEndpoint = (values: Record<string, unknown> = {}) => organizationWithEndpoint(h.db.pool, h.receiver, values);
 
 async function insertContact(org: string, values: Record<string, unknown>): Promise<string> {
   const columns = ["organization_id", ...Object.keys(values)];
@@ -41,7 +32,7 @@ async function logFor(deliveryId: string): Promise<LogRow> {
 }
 
 test("every request carries the documented headers: content type, user agent, event, delivery id, webhook-id, timestamp", async () => {
-  const { org, hook, requests } = await organizationWithEndpoint();
+  const { org, hook, requests } = await ownEndpoint();
   await insertContact(org, { first_name: "Ada" });
 
   const request = await waitFor("the POST", () => requests()[0]);
@@ -67,7 +58,7 @@ test("every request carries the documented headers: content type, user agent, ev
 });
 
 test("the configuration's static headers are sent with every request and logged by name, their values redacted", async () => {
-  const { org, requests } = await organizationWithEndpoint({
+  const { org, requests } = await ownEndpoint({
     headers: { "X-Tenant": "acme", Authorization: "Bearer static-token" },
   });
   await insertContact(org, { first_name: "Ada" });
@@ -83,7 +74,7 @@ test("the configuration's static headers are sent with every request and logged 
 });
 
 test("an update's payload has the row after the change and {column: {old, new}} for each changed column", async () => {
-  const { org, requests } = await organizationWithEndpoint({ events: ["contact.updated"] });
+  const { org, requests } = await ownEndpoint({ events: ["contact.updated"] });
   const id = await insertContact(org, { first_name: "Ada", city: "Lyon", email: "ada@old.example", phone: "+33 1" });
   await h.db.pool.query("update contacts set city = 'Paris', email = 'ada@new.example' where id = $1", [id]);
 
@@ -116,7 +107,7 @@ test("an update's payload has the row after the change and {column: {old, new}} 
 });
 
 test("the body received is byte for byte the logged request_body and the event's stored body", async () => {
-  const { org, requests } = await organizationWithEndpoint();
+  const { org, requests } = await ownEndpoint();
   await insertContact(org, {
     first_name: "Zoë",
     last_name: "Ünal-東京 🚀",

@@ -8,10 +8,9 @@ import { test } from "node:test";
 import pg from "pg";
 import { packageRoot } from "../../src/package-info.js";
 import { runCli } from "../support/cli.js";
-import { createOrganization, createWebhook, type LogRow } from "../support/fixtures.js";
+import { organizationWithEndpoint, type LogRow } from "../support/fixtures.js";
 import { freePort } from "../support/free-port.js";
 import { useHarness } from "../support/harness.js";
-import type { ReceivedRequest } from "../support/receiver.js";
 import { waitFor } from "../support/wait.js";
 
 // A configuration's static headers often carry credentials ("Authorization: Bearer …"). The
@@ -25,14 +24,7 @@ const h = useHarness({ receiver: true, daemon: true });
 /** A value that can be searched for in any output. */
 const marker = (what: string) => `${what}-${randomBytes(8).toString("hex")}`;
 
-async function endpoint(values: Record<string, unknown>) {
-  const org = await createOrganization(h.db.pool);
-  const url = new URL(h.receiver.url);
-  url.pathname = `/hook/${org}`;
-  const hook = await createWebhook(h.db.pool, { organizationId: org, url: url.toString(), ...values });
-  const requests = (): ReceivedRequest[] => h.receiver.requests.filter((r) => r.path === url.pathname);
-  return { org, hook, requests };
-}
+const endpoint = (values: Record<string, unknown> = {}) => organizationWithEndpoint(h.db.pool, h.receiver, values);
 
 async function logFor(deliveryId: string): Promise<LogRow> {
   return waitFor("the attempt's log row", async () => {

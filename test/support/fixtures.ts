@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { WebhookLog } from "../../src/db/database.js";
 import type { Pool } from "../../src/db/pool.js";
+import type { ReceivedRequest, Receiver } from "./receiver.js";
 
 export async function createOrganization(pool: Pool, name = "Acme"): Promise<string> {
   const { rows } = await pool.query<{ id: string }>("insert into organizations (name) values ($1) returning id", [name]);
@@ -42,4 +43,17 @@ export type LogRow = WebhookLog;
 
 export async function logs(pool: Pool): Promise<LogRow[]> {
   return (await pool.query<LogRow>("select * from webhooks.webhook_logs order by id")).rows;
+}
+
+/**
+ * A fresh organization with one endpoint on `receiver`, on a path of its own, so a test reads only
+ * its own requests.
+ */
+export async function organizationWithEndpoint(pool: Pool, receiver: Receiver, values: Record<string, unknown> = {}) {
+  const org = await createOrganization(pool);
+  const url = new URL(receiver.url);
+  url.pathname = `/hook/${org}`;
+  const hook = await createWebhook(pool, { organizationId: org, url: url.toString(), ...values });
+  const requests = (): ReceivedRequest[] => receiver.requests.filter((r) => r.path === url.pathname);
+  return { org, hook, requests };
 }
