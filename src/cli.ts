@@ -5,6 +5,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from "./db/embedded-post
 import { createPool } from "./db/pool.js";
 import { migrate } from "./db/migrate.js";
 import { startDaemon } from "./daemon.js";
+import { prune } from "./daemon/retention.js";
 import { printIntake, printLogs, UsageError } from "./cli/read-commands.js";
 
 const usage = `usage: pg-webhooks <command>
@@ -17,6 +18,8 @@ const usage = `usage: pg-webhooks <command>
   logs [--webhook ID] [--failed] [--limit N] [--follow]
                                print recent attempts from webhooks.webhook_logs; --follow
                                then prints new ones as they are written, until Ctrl-C
+  prune                        apply the retention now (WEBHOOKS_RETENTION_DAYS, default 30): drop
+                               expired partitions of the history tables, create the coming ones
   intake [--integration ID] [--limit N] [--refusals]
                                print recent inbound requests from webhooks.intake_activity, or with
                                --refusals the per-minute counts of those refused before authentication
@@ -63,9 +66,23 @@ async function main(argv: string[]): Promise<number> {
       return withDatabase(config, logger, (url) => readCommand(() => printLogs(url, args, untilInterrupted())));
     case "intake":
       return withDatabase(config, logger, (url) => readCommand(() => printIntake(url, args)));
+    case "prune":
+      return withDatabase(config, logger, (url) => pruneNow(url, config.retentionDays));
     default:
       console.error(`pg-webhooks: unknown command ${JSON.stringify(command)}\n\n${usage}`);
       return 1;
+  }
+}
+
+async function pruneNow(url: string, retentionDays: number): Promise<number> {
+  const pool = createPool(url, { max: 1 });
+  try {
+    const done = await prune(pool, retentionDays);
+    for (const line of done) console.log(line);
+    console.log(`retention ${retentionDays} days applied${done.length === 0 ? ": nothing to do" : ""}`);
+    return 0;
+  } finally {
+    await pool.end();
   }
 }
 

@@ -1,5 +1,6 @@
 import { isIP } from "node:net";
 import { z } from "zod";
+import { DEFAULT_RETENTION_DAYS } from "./daemon/retention.js";
 
 const bool = (name: string, fallback: boolean) =>
   z
@@ -47,6 +48,7 @@ const environmentSchema = z.object({
   WEBHOOKS_DISABLE_AFTER_FAILING_HOURS: int("WEBHOOKS_DISABLE_AFTER_FAILING_HOURS", 120, 1, 8760),
   WEBHOOKS_LOCK_TIMEOUT_MS: int("WEBHOOKS_LOCK_TIMEOUT_MS", 5000, 100, 600_000),
   WEBHOOKS_STALL_SECONDS: int("WEBHOOKS_STALL_SECONDS", 30, 1, 86_400),
+  WEBHOOKS_RETENTION_DAYS: int("WEBHOOKS_RETENTION_DAYS", DEFAULT_RETENTION_DAYS, 1, 3650),
   WEBHOOKS_EMBEDDED_PG_PORT: int("WEBHOOKS_EMBEDDED_PG_PORT", 54329, 1, 65535),
   WEBHOOKS_DATA_DIR: z.string().min(1, "WEBHOOKS_DATA_DIR must not be empty").default(".data"),
   LOG_LEVEL: z
@@ -95,6 +97,8 @@ export interface Config {
   lockTimeoutMs: number;
   /** Work that has not moved for this long is reported as a stall (log, /healthz, /metrics). */
   stallSeconds: number;
+  /** Attempts, events, finished deliveries and intake activity older than this many days are dropped (by whole partitions). */
+  retentionDays: number;
   embeddedPgPort: number;
   dataDir: string;
   logLevel: LogLevel;
@@ -142,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     disableAfterFailingHours: e.WEBHOOKS_DISABLE_AFTER_FAILING_HOURS,
     lockTimeoutMs: e.WEBHOOKS_LOCK_TIMEOUT_MS,
     stallSeconds: e.WEBHOOKS_STALL_SECONDS,
+    retentionDays: e.WEBHOOKS_RETENTION_DAYS,
     embeddedPgPort: e.WEBHOOKS_EMBEDDED_PG_PORT,
     dataDir: e.WEBHOOKS_DATA_DIR,
     logLevel: e.LOG_LEVEL,

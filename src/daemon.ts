@@ -8,6 +8,7 @@ import { DELIVERIES_CHANNEL, OUTBOX_CHANNEL, listenForWakeUps, type WakeListener
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
 import { StallWatch } from "./daemon/stall-watch.js";
 import { createDaemonMetrics } from "./daemon/metrics.js";
+import { RetentionSchedule } from "./daemon/retention.js";
 import { JOB_TASKS, startJobWorker, type JobWorker } from "./daemon/job-worker.js";
 import { Deliverer } from "./delivery/deliverer.js";
 import { startHttpServers, type HealthStatus } from "./http/server.js";
@@ -92,6 +93,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   let worker: JobWorker | undefined;
   let deliverer: Deliverer | undefined;
   let listener: WakeListener | undefined;
+  const retention = new RetentionSchedule(pool, config.retentionDays, logger.scope("retention"));
   const registry = new DaemonRegistry(
     pool,
     logger.scope("registry"),
@@ -106,6 +108,9 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     await watch.activity("migrate", "its migrations", { reportsStalls: false }).step(() =>
       migrate(pool, logger.scope("migrate"), { onWaitingForLock: (reason) => (notReady = reason) }),
     );
+    // Partitions ready before anything is written to them; expired history dropped.
+    notReady = "applying the retention";
+    await retention.start();
     notReady = "starting the dispatcher and the delivery workers";
     await registry.register(null);
     worker = await startJobWorker({
@@ -148,6 +153,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   } catch (error) {
     await listener?.close().catch(() => undefined);
     await deliverer?.stop().catch(() => undefined);
+    await retention.stop();
     await worker?.stop().catch(() => undefined);
     await registry.stop().catch(() => undefined);
     await watch.stop();
@@ -171,6 +177,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
       await listener?.close().catch(() => undefined);
       await running.stop();
       await delivering.stop();
+      await retention.stop();
       await worker?.stop();
       await registry.stop();
       await watch.stop();

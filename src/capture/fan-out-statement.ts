@@ -49,12 +49,14 @@ export function fanOutStatement(selection: OutboxSelection): Statement {
               end as not_sent_reason
          from built b
      ), event as (
-       insert into webhooks.events (id, organization_id, event_type, body, occurred_at, webhook_id, not_sent_reason)
+       -- dispatched_at is now(), like the delivery's created_at (below): the queue row carries
+       -- both, its event's and its delivery's partition keys.
+       insert into webhooks.events (id, organization_id, event_type, body, occurred_at, webhook_id, not_sent_reason, dispatched_at)
        -- An event that is not sent keeps only its row's id: the log stays small whatever was written.
        select j.id, j.organization_id, j.event_type,
               case when j.not_sent_reason is null then j.body
                    else webhooks._event_body(${PAYLOAD_ARGUMENTS}, jsonb_build_object('id', j.data->'id'), null) end,
-              j.occurred_at, j.webhook_id, j.not_sent_reason
+              j.occurred_at, j.webhook_id, j.not_sent_reason, now()
          from judged j
      ), delivery as (
        insert into webhooks.deliveries (organization_id, event_id, webhook_id)
@@ -70,10 +72,10 @@ export function fanOutStatement(selection: OutboxSelection): Statement {
                      and (config.filter is null
                           or webhooks._event_payload(${PAYLOAD_ARGUMENTS}, j.data, j.old_data) @> config.filter)
               end
-       returning id, webhook_id, organization_id
+       returning id, webhook_id, organization_id, created_at
      ), queued as (
-       insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id)
-       select id, webhook_id, organization_id from delivery
+       insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, delivery_created_at, event_dispatched_at)
+       select id, webhook_id, organization_id, created_at, now() from delivery
        returning 1
      )
      select (select count(*) from judged)::int as events, (select count(*) from queued)::int as deliveries`,

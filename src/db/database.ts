@@ -137,6 +137,9 @@ export interface DeliveryQueueTable {
   claimed_at: Timestamp | null;
   /** Attempts so far, counting one in flight: each claim takes the next number (sql/000012). */
   attempts: number;
+  /** The delivery's and its event's partition keys (sql/000017): each is found in one partition. */
+  delivery_created_at: Timestamp;
+  event_dispatched_at: Timestamp;
 }
 
 /** An endpoint's circuit breaker and rate bucket (sql/000011). */

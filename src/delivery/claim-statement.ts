@@ -130,7 +130,7 @@ export function claimStatement(claims: {
           set claimed_by = $3, claimed_at = now(), attempts = q.attempts + 1
          from picked
         where q.delivery_id = picked.delivery_id
-       returning q.delivery_id, q.webhook_id, q.attempts
+       returning q.delivery_id, q.webhook_id, q.attempts, q.delivery_created_at, q.event_dispatched_at
      ), counted as (
        select a.webhook_id, a.own, a.tokens, a.timeout_seconds, a.circuit, count(k.delivery_id)::int as n
          from allowance a left join claimed k using (webhook_id)
@@ -158,8 +158,9 @@ export function claimStatement(claims: {
             c.signature_scheme, c.signature_header, c.is_active, c.max_retries, c.retry_base_seconds,
             c.timeout_seconds, c.headers
        from claimed
-       join webhooks.deliveries d on d.id = claimed.delivery_id
-       join webhooks.events e on e.id = d.event_id
+       -- By id and partition key (carried by the queue): one partition's index each.
+       join webhooks.deliveries d on d.id = claimed.delivery_id and d.created_at = claimed.delivery_created_at
+       join webhooks.events e on e.id = d.event_id and e.dispatched_at = claimed.event_dispatched_at
        join webhooks.webhook_configurations c on c.id = d.webhook_id`,
     values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
   };

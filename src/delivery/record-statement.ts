@@ -66,12 +66,14 @@ export function insertAttemptLogs(values: Readonly<Record<LoggedColumn, string>>
 }
 
 /**
- * An attempt's request body: its event's stored body, the exact bytes sent (one primary-key
- * probe per row, never a join: a stale estimate of events' size once made that a hash join over
- * all of it). An event that was not sent logs no body.
+ * An attempt's request body: its event's stored body, the exact bytes sent, found by id and
+ * partition key (`dispatchedAt`: one primary-key probe into one partition, never a join: a
+ * stale estimate of events' size once made that a hash join over all of it). An event that was
+ * not sent logs no body.
  */
-export function storedRequestBody(eventId: string): string {
-  return `(select case when e.not_sent_reason is null then e.body end from webhooks.events e where e.id = ${eventId})`;
+export function storedRequestBody(eventId: string, dispatchedAt: string): string {
+  return `(select case when e.not_sent_reason is null then e.body end from webhooks.events e
+            where e.id = ${eventId} and e.dispatched_at = ${dispatchedAt})`;
 }
 
 /** The per-attempt input columns (every record, logged or not). */
@@ -115,8 +117,12 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
   const fromArrays = Object.fromEntries(
     logNames.map((name) => [name, name === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${name}`]),
   ) as Record<keyof AttemptLog, string>;
+  // The event's partition key, from its queue row as this statement found it (still there unless a
+  // reaper gave the claim away and another daemon finished the delivery: then searched by id).
+  const dispatchedAt = `coalesce((select q.event_dispatched_at from webhooks.delivery_queue q where q.delivery_id = l.delivery_id),
+                                 (select e.dispatched_at from webhooks.events e where e.id = l.event_id limit 1))`;
   const insertLogs = insertAttemptLogs(
-    { ...fromArrays, request_body: storedRequestBody("l.event_id") },
+    { ...fromArrays, request_body: storedRequestBody("l.event_id", dispatchedAt) },
     `from rows from (${logArrays.join(", ")}) as l(${logNames.join(", ")})`,
   );
   const utc = (at: string) => `to_char(${at} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
@@ -128,13 +134,13 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
      ), finished as (
        delete from webhooks.delivery_queue q using input
         where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state <> 'failed'
-       returning q.delivery_id
+       returning q.delivery_id, q.delivery_created_at
      ), rescheduled as (
        update webhooks.delivery_queue q
           set due_at = input.retry_at, retry = true, claimed_by = null, claimed_at = null
          from input
         where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state = 'failed'
-       returning q.delivery_id
+       returning q.delivery_id, q.delivery_created_at
      ), released as (
        select * from finished union all select * from rescheduled
      ), delivery as (
@@ -146,9 +152,9 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
               last_error = input.last_error,
               updated_at = now(),
               completed_at = case when input.state in ('succeeded', 'dead') then now() end
-         from input
-        where d.id = input.delivery_id
-          and d.id in (select delivery_id from released)
+         from input join released using (delivery_id)
+        -- By id and partition key: one partition's index.
+        where d.id = released.delivery_id and d.created_at = released.delivery_created_at
      ), health as (
        select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
               count(*) filter (where h.endpoint = 'down')::int as downs,

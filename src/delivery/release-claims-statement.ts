@@ -40,7 +40,7 @@ export function releaseClaimsStatement(of: { daemonId: string; keep?: readonly s
       url: "c.url",
       // What was sent is unknown: its signature and timestamp were never recorded.
       request_headers: "'{}'::jsonb",
-      request_body: storedRequestBody("i.event_id"),
+      request_body: storedRequestBody("i.event_id", "i.event_dispatched_at"),
       response_status: "null",
       response_headers: "null",
       response_body: "null",
@@ -49,21 +49,23 @@ export function releaseClaimsStatement(of: { daemonId: string; keep?: readonly s
       success: "false",
     },
     `from interrupted i
-         join webhooks.events e on e.id = i.event_id
+         join webhooks.events e on e.id = i.event_id and e.dispatched_at = i.event_dispatched_at
          join webhooks.webhook_configurations c on c.id = i.webhook_id`,
   );
   return {
     text: `with released as (
        update webhooks.delivery_queue q set claimed_by = null, claimed_at = null, retry = true,
               -- The interrupted attempt's number (below) is taken: the next claim takes the one after.
-              attempts = greatest(q.attempts, (select d.attempts + 1 from webhooks.deliveries d where d.id = q.delivery_id))
+              attempts = greatest(q.attempts, (select d.attempts + 1 from webhooks.deliveries d
+                                                where d.id = q.delivery_id and d.created_at = q.delivery_created_at))
         where q.claimed_by is not null and ${whose("q.claimed_by")}${stray ? " and q.delivery_id <> all ($2::uuid[])" : ""}
        returning q.delivery_id
      ), unpublished as (
        delete from webhooks.endpoint_claims ec where ${stray ? "false" : whose("ec.daemon_id")}
      ), claim as (
        -- The statement's snapshot still holds the claims as they were.
-       select q.delivery_id, q.claimed_by, q.attempts from webhooks.delivery_queue q join released using (delivery_id)
+       select q.delivery_id, q.claimed_by, q.attempts, q.delivery_created_at, q.event_dispatched_at
+         from webhooks.delivery_queue q join released using (delivery_id)
      ), interrupted as (
        update webhooks.deliveries d
           -- The number the interrupted claim took (sql/000012: each claim takes the next one).
@@ -75,8 +77,8 @@ export function releaseClaimsStatement(of: { daemonId: string; keep?: readonly s
               updated_at = now(),
               completed_at = null
          from claim
-        where d.id = claim.delivery_id
-       returning d.id, d.organization_id, d.webhook_id, d.event_id, d.attempts, d.last_error
+        where d.id = claim.delivery_id and d.created_at = claim.delivery_created_at
+       returning d.id, d.organization_id, d.webhook_id, d.event_id, d.attempts, d.last_error, claim.event_dispatched_at
      ), logged as (
        ${logged}
      )

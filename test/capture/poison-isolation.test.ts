@@ -144,7 +144,16 @@ async function installRefusal(table: string, condition: string, errcode: string,
   const drop = async () => {
     if (dropped) return;
     dropped = true;
-    await h.db.pool.query(`drop trigger if exists ${name} on ${table}; drop function if exists public.${name}();`);
+    // DDL on a partitioned table locks each partition: against a running daemon it may be the
+    // one a deadlock is broken on (40P01); it is tried again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await h.db.pool.query(`drop trigger if exists ${name} on ${table}; drop function if exists public.${name}();`);
+        return;
+      } catch (error) {
+        if ((error as { code?: string }).code !== "40P01" || attempt === 5) throw error;
+      }
+    }
   };
   h.defer(drop);
   return drop;

@@ -161,16 +161,16 @@ test("attempts logged twice under one number are numbered in the order they were
   );
 });
 
-test("from now on a second row under one attempt number of a delivery is refused", async () => {
+test("from now on a second row under one attempt number of a delivery is refused (unique in each partition of webhook_logs, sql/000017)", async () => {
   const { rows: [log] } = await pool.query("select * from webhooks.webhook_logs where delivery_id = $1 limit 1", [seeded.loggedOnce]);
-  await assert.rejects(
+  const insert = () =>
     pool.query(
       `insert into webhooks.webhook_logs (organization_id, webhook_id, event_id, delivery_id, event_type, attempt, url, request_headers, success)
        values ($1, $2, $3, $4, $5, $6, $7, '{}', false)`,
-      [log.organization_id, log.webhook_id, log.event_id, log.delivery_id, log.event_type, log.attempt, log.url],
-    ),
-    (error: pg.DatabaseError) => error.code === "23505" && /webhook_logs_delivery_id_attempt_key/.test(error.message),
-  );
+      [log.organization_id, log.webhook_id, log.event_id, log.delivery_id, log.event_type, log.attempt + 100, log.url],
+    );
+  await insert();
+  await assert.rejects(insert(), (error: pg.DatabaseError) => error.code === "23505" && /delivery_id_attempt/.test(error.message));
 });
 
 test("static header values an older release logged are redacted; the headers pg-webhooks sets, signatures included, stay", async () => {

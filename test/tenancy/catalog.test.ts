@@ -11,7 +11,7 @@ test("every table with an organization_id column, and organizations itself, has 
   const { rows } = await h.db.pool.query<{ table: string; enabled: boolean; forced: boolean }>(
     `select c.oid::regclass::text as table, c.relrowsecurity as enabled, c.relforcerowsecurity as forced
        from pg_class c join pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p')
+      where c.relkind in ('r', 'p') and not c.relispartition
         and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname not like 'pg_toast%'
         and (exists (select 1 from pg_attribute a
                       where a.attrelid = c.oid and a.attname = 'organization_id' and not a.attisdropped)
@@ -32,6 +32,25 @@ test("every table with an organization_id column, and organizations itself, has 
     assert.equal(row.enabled, true, `${row.table}: row-level security enabled`);
     assert.equal(row.forced, true, `${row.table}: row-level security forced (applies to the owner too)`);
   }
+});
+
+test("the partitions of the history tables are reached only through their tables: no role but the owner holds a privilege on one, and row-level security is on", async () => {
+  const { rows } = await h.db.pool.query<{ partition: string; grantees: string[]; enabled: boolean }>(
+    `select c.oid::regclass::text as partition,
+            array(select a.grantee::regrole::text from aclexplode(c.relacl) a where a.grantee <> c.relowner) as grantees,
+            c.relrowsecurity as enabled
+       from pg_class c where c.relispartition and c.relkind in ('r', 'p') and c.relnamespace = 'webhooks'::regnamespace order by 1`,
+  );
+  assert.ok(rows.some((row) => row.partition === "webhooks.webhook_logs_default"), JSON.stringify(rows));
+  for (const row of rows) {
+    assert.deepEqual(row.grantees, [], `${row.partition}: no grants`);
+    assert.equal(row.enabled, true, `${row.partition}: row-level security enabled (no policy: nothing for anyone granted it by mistake)`);
+  }
+  await assert.rejects(
+    h.app.pool.query("select * from webhooks.webhook_logs_default"),
+    (error: { code?: string }) => error.code === "42501",
+    "the application cannot read a partition directly",
+  );
 });
 
 test("every application policy takes its tenant from h.app.organization_id, in both USING and WITH CHECK", async () => {
