@@ -158,9 +158,13 @@ export function claimStatement(claims: {
             c.signature_scheme, c.signature_header, c.is_active, c.max_retries, c.retry_base_seconds,
             c.timeout_seconds, c.headers
        from claimed
-       -- By id and partition key (carried by the queue): one partition's index each.
+       -- By id and partition key (carried by the queue). The planner, not knowing what a CTE holds,
+       -- may join by id alone and probe every partition per row: the arrays, computed once, leave
+       -- it only the partitions this batch touches (today's, as a rule).
        join webhooks.deliveries d on d.id = claimed.delivery_id and d.created_at = claimed.delivery_created_at
+        and d.created_at = any (array(select distinct k.delivery_created_at from claimed k))
        join webhooks.events e on e.id = d.event_id and e.dispatched_at = claimed.event_dispatched_at
+        and e.dispatched_at = any (array(select distinct k.event_dispatched_at from claimed k))
        join webhooks.webhook_configurations c on c.id = d.webhook_id`,
     values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
   };

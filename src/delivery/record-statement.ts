@@ -153,8 +153,9 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
               updated_at = now(),
               completed_at = case when input.state in ('succeeded', 'dead') then now() end
          from input join released using (delivery_id)
-        -- By id and partition key: one partition's index.
+        -- By id and partition key; the array leaves only the batch's partitions (claim-statement.ts).
         where d.id = released.delivery_id and d.created_at = released.delivery_created_at
+          and d.created_at = any (array(select distinct r.delivery_created_at from released r))
      ), health as (
        select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
               count(*) filter (where h.endpoint = 'down')::int as downs,
