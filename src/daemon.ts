@@ -64,7 +64,8 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   };
   // Scrapes at once share one reading (daemon/metrics.ts): /metrics may answer anyone who reaches
   // PORT, and its queries run on the daemon's pool, so a flood of them costs one reading at a time.
-  const metrics = createDaemonMetrics({ pool, dispatcher: () => dispatcher, deliverer: () => deliverer, watch });
+  const retention = new RetentionSchedule(pool, config.retentionDays, logger.scope("retention"));
+  const metrics = createDaemonMetrics({ pool, dispatcher: () => dispatcher, deliverer: () => deliverer, watch, retention });
   const intake = createIntakeRoutes(pool, logger.scope("intake"), {
     bodyTimeoutMs: config.httpReadTimeoutMs,
     bodyMemoryBytes: config.intakeBodyMemoryBytes,
@@ -93,7 +94,6 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
   let worker: JobWorker | undefined;
   let deliverer: Deliverer | undefined;
   let listener: WakeListener | undefined;
-  const retention = new RetentionSchedule(pool, config.retentionDays, logger.scope("retention"));
   const registry = new DaemonRegistry(
     pool,
     logger.scope("registry"),

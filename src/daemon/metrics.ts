@@ -5,6 +5,7 @@ import { queryBuilder, toStatement } from "../db/database.js";
 import type { Pool } from "../db/pool.js";
 import type { AttemptOutcome, AttemptReport } from "../delivery/attempt.js";
 import type { Deliverer } from "../delivery/deliverer.js";
+import type { RetentionSchedule } from "./retention.js";
 import type { StallWatch } from "./stall-watch.js";
 
 /** What the metrics read when scraped: the daemon's parts, once started. */
@@ -13,6 +14,7 @@ export interface MetricSources {
   dispatcher(): Dispatcher | undefined;
   deliverer(): Deliverer | undefined;
   watch: StallWatch;
+  retention: RetentionSchedule;
 }
 
 export interface DaemonMetrics {
@@ -100,6 +102,14 @@ export function createDaemonMetrics(sources: MetricSources): DaemonMetrics {
     registers,
     collect() {
       for (const { activity, stalled } of sources.watch.stuckSeconds()) this.set({ activity }, stalled ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: "pg_webhooks_retention_applied_timestamp_seconds",
+    help: "When this daemon last applied WEBHOOKS_RETENTION_DAYS with success (Unix time; 0 before its first run): hourly, so older than two hours means it keeps failing (see its log).",
+    registers,
+    collect() {
+      this.set((sources.retention.appliedAt?.getTime() ?? 0) / 1000);
     },
   });
   new Counter({

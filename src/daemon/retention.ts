@@ -52,6 +52,8 @@ export class RetentionSchedule {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private stopped = false;
+  /** When this schedule last applied the retention with success. */
+  appliedAt: Date | undefined;
 
   constructor(
     private readonly pool: Pool,
@@ -77,6 +79,7 @@ export class RetentionSchedule {
     // One run at a time in this daemon; other daemons wait on the advisory lock, step by step.
     this.running ??= prune(this.pool, this.retentionDays)
       .then((done) => {
+        this.appliedAt = new Date();
         for (const line of done) this.logger.info(line, { retentionDays: this.retentionDays });
       })
       .catch((error: unknown) => {

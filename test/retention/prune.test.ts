@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
 import { test } from "node:test";
 import pg from "pg";
 import { runCliWithEnv } from "../support/cli.js";
@@ -230,8 +231,12 @@ test("the daemon applies WEBHOOKS_RETENTION_DAYS on its own when it starts and c
   const olderThan = async (days: number) =>
     (await partitions()).filter((p) => p.upper !== null && p.upper.getTime() <= Date.now() - days * 86_400_000).length;
   assert.ok((await olderThan(5)) > 0);
-  await h.startDaemon({ WEBHOOKS_RETENTION_DAYS: "5" });
+  const before = Date.now();
+  const daemon = await h.startDaemon({ WEBHOOKS_RETENTION_DAYS: "5" });
   assert.equal(await olderThan(5), 0);
+  const metrics = await (await fetch(`http://127.0.0.1:${(daemon.server.address() as AddressInfo).port}/metrics`)).text();
+  const applied = Number(/^pg_webhooks_retention_applied_timestamp_seconds (\S+)$/m.exec(metrics)?.[1]);
+  assert.ok(applied * 1000 >= before - 1000 && applied * 1000 <= Date.now() + 1000, `pg_webhooks_retention_applied_timestamp_seconds ${applied}`);
   assert.ok((await olderThan(3)) > 0, "nothing newer than the retention is dropped");
   const ahead = (await partitions()).filter((p) => p.upper !== null && p.upper.getTime() > Date.now() + 2 * 86_400_000);
   assert.deepEqual([...new Set(ahead.map((p) => p.table))].sort(), [...HISTORY].sort(), "each table has partitions two days ahead");
