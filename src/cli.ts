@@ -77,8 +77,13 @@ async function main(argv: string[]): Promise<number> {
 async function pruneNow(url: string, retentionDays: number): Promise<number> {
   const pool = createPool(url, { max: 1 });
   try {
-    const done = await prune(pool, retentionDays);
+    const { done, busy } = await prune(pool, retentionDays);
     for (const line of done) console.log(line);
+    for (const line of busy) console.error(line);
+    if (busy.length > 0) {
+      console.error(`retention ${retentionDays} days not fully applied: run pg-webhooks prune again`);
+      return 1;
+    }
     console.log(`retention ${retentionDays} days applied${done.length === 0 ? ": nothing to do" : ""}`);
     return 0;
   } finally {

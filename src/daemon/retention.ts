@@ -14,30 +14,46 @@ export const DEFAULT_RETENTION_DAYS = 30;
 /** The daemon prunes at least this often, and once per partition width when that is shorter. */
 export const MAX_PRUNE_INTERVAL_MS = 60 * 60 * 1000;
 
+/** What one run did, a line per step as webhooks.prune reports it; `busy` lines name a table it left for the next run. */
+export interface PruneReport {
+  done: string[];
+  busy: string[];
+}
+
 /**
- * Applies the retention at once. Returns what was done, a line per step, as webhooks.prune
- * reports it. Runs on a connection of its own, outside any transaction (the procedure commits
- * after each step).
+ * Applies the retention at once (webhooks.prune), on a connection of its own, outside any
+ * transaction (the procedure commits after each step). One run at a time over all daemons and
+ * CLIs (a session advisory lock of its own, not the steps' one, which replays share): a run that
+ * finds another under way reports that and does nothing.
  */
-export async function prune(pool: Pool, retentionDays: number): Promise<string[]> {
+export async function prune(pool: Pool, retentionDays: number): Promise<PruneReport> {
   const client = await pool.connect();
-  const done: string[] = [];
-  const report = (notice: { message?: string }) => {
-    if (notice.message) done.push(notice.message);
+  const report: PruneReport = { done: [], busy: [] };
+  const collect = (notice: { message?: string }) => {
+    if (notice.message) (notice.message.startsWith("busy:") ? report.busy : report.done).push(notice.message);
   };
-  client.on("notice", report);
+  client.on("notice", collect);
   try {
-    await client.query("call webhooks.prune(make_interval(days => $1))", [retentionDays]);
-    return done;
+    const { rows } = await client.query<{ ours: boolean }>("select pg_try_advisory_lock(hashtextextended('pg-webhooks:prune-run', 0)) as ours");
+    if (!rows[0]!.ours) {
+      report.busy.push("busy: another daemon or pg-webhooks prune is applying the retention");
+      return report;
+    }
+    try {
+      await client.query("call webhooks.prune(make_interval(days => $1))", [retentionDays]);
+    } finally {
+      await client.query("select pg_advisory_unlock(hashtextextended('pg-webhooks:prune-run', 0))");
+    }
+    return report;
   } finally {
-    client.off("notice", report);
+    client.off("notice", collect);
     client.release();
   }
 }
 
-/** How often the daemon prunes: hourly, or each partition width when that is shorter (the bench's minutes). */
+/** How often the daemon prunes: hourly, or each partition width when the bench set a shorter one. */
 export async function pruneIntervalMs(pool: Pool): Promise<number> {
-  const { rows } = await pool.query<{ ms: number }>(
+  const { rows } = await pool.query<{ ms: number | null }>(
     "select (extract(epoch from width) * 1000)::float8 as ms from webhooks._partitioning",
   );
   return Math.min(MAX_PRUNE_INTERVAL_MS, rows[0]?.ms ?? MAX_PRUNE_INTERVAL_MS);
@@ -78,9 +94,10 @@ export class RetentionSchedule {
   private run(): Promise<void> {
     // One run at a time in this daemon; other daemons wait on the advisory lock, step by step.
     this.running ??= prune(this.pool, this.retentionDays)
-      .then((done) => {
-        this.appliedAt = new Date();
+      .then(({ done, busy }) => {
         for (const line of done) this.logger.info(line, { retentionDays: this.retentionDays });
+        for (const line of busy) this.logger.warn(`${line}; trying again at the next run`, { retentionDays: this.retentionDays });
+        if (busy.length === 0) this.appliedAt = new Date();
       })
       .catch((error: unknown) => {
         this.logger.warn("could not apply the retention; trying again at the next run", { error: describeError(error) });

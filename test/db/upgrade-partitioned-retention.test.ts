@@ -111,7 +111,8 @@ test("an upgrade keeps every row of the history tables, in legacy partitions, an
   );
   for (const row of layout) {
     assert.equal(row.kind, "p", `${row.table} is partitioned`);
-    assert.deepEqual(row.partitions, [`${row.table}_default`, `${row.table}_legacy`], `${row.table}: legacy and default`);
+    assert.deepEqual(row.partitions.filter((p) => !/_p\d{8}_\d{6}$/.test(p)), [`${row.table}_default`, `${row.table}_legacy`], `${row.table}: legacy and default`);
+    assert.ok(row.partitions.some((p) => /_p\d{8}_\d{6}$/.test(p)), `${row.table}: today's partition`);
   }
   for (const table of HISTORY) {
     const { rows: [legacy] } = await pool.query<{ n: number }>(`select count(*)::int as n from webhooks.${table}_legacy`);
@@ -144,3 +145,26 @@ test("an upgrade keeps every row of the history tables, in legacy partitions, an
   );
   assert.equal(legacy!.n, 1, "not expired yet");
 });
+
+test("an upgrade is refused, naming them, while a view or a publication of the deployer's reads one of the history tables; it goes through once they are gone", async () => {
+  const other = `${name}_dep`;
+  await admin.query(`create database ${other}`);
+  const otherPool = createPool(databaseUrl(other), { max: 2 });
+  try {
+    await migrate(otherPool, logger, { upTo: 16 });
+    await otherPool.query("create view public.failed_attempts as select * from webhooks.webhook_logs where not success");
+    await otherPool.query("create publication history_feed for table webhooks.events");
+    await assert.rejects(migrate(otherPool, logger), (error: Error) =>
+      /webhooks\.webhook_logs is about to become a partitioned table, and (public\.)?failed_attempts depend on it/.test(error.message));
+    await otherPool.query("drop view public.failed_attempts");
+    await assert.rejects(migrate(otherPool, logger), /webhooks\.events is about to become a partitioned table, and publication history_feed depend on it/);
+    await otherPool.query("drop publication history_feed");
+    await migrate(otherPool, logger);
+    const { rows } = await otherPool.query("select relkind::text as kind from pg_class where oid = 'webhooks.webhook_logs'::regclass");
+    assert.deepEqual(rows, [{ kind: "p" }]);
+  } finally {
+    await otherPool.end();
+    await admin.query(`drop database if exists ${other} with (force)`);
+  }
+});
+

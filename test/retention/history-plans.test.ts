@@ -29,7 +29,7 @@ async function logPartitionsRead(sql: string, values: unknown[]): Promise<Map<st
 }
 
 test("webhook_stats and \"what failed for organization X in the last hour\" read only the last day's partitions of webhook_logs, by index", async () => {
-  await h.db.pool.query("select webhooks.create_partitions(now() - interval '12 days')");
+  await h.db.pool.query("call webhooks.create_partitions(now() - interval '12 days')");
   const organizations = await Promise.all(Array.from({ length: 10 }, (_, i) => createOrganization(h.db.pool, `history ${i}`)));
   const webhooks = await Promise.all(organizations.map((org) => createWebhook(h.db.pool, { organizationId: org, url: "https://example.com/hook" })));
   // 12 days of attempts, 60,000 in all, one in five failed, spread over the organizations.

@@ -10,10 +10,10 @@ import { waitFor } from "../support/wait.js";
 
 // Retention (README "Retention and monitoring", sql/000017): expired history goes by whole
 // partitions; what a queued delivery needs stays; old rows can still be written. History is
-// made by backdating: partitions created back in time (webhooks.create_partitions(since)) and
+// made by backdating: partitions created back in time (call webhooks.create_partitions(since)) and
 // rows written with old timestamps, as a restore or a backfill would.
 
-const h = useHarness({ receiver: true });
+const h = useHarness({ receiver: true, dispatcher: true });
 
 const HISTORY = ["webhook_logs", "events", "deliveries", "intake_activity"] as const;
 
@@ -43,7 +43,7 @@ async function partitionOf(table: string, where: string, values: unknown[]): Pro
 
 /** A time `days` ago as an SQL literal: one instant for all the rows of one backdated delivery. */
 async function daysBefore(days: number): Promise<string> {
-  const { rows } = await h.db.pool.query<{ at: string }>("select (now() - make_interval(days => $1))::text as at", [days]);
+  const { rows } = await h.db.pool.query<{ at: string }>("select (now() - $1::float8 * interval '1 day')::text as at", [days]);
   return `'${rows[0]!.at}'::timestamptz`;
 }
 
@@ -109,10 +109,24 @@ async function queuedDelivery(org: string, webhookId: string, daysAgo: number): 
   return { eventId, deliveryId: delivery!.id };
 }
 
+/** The NOTICEs a statement raised (a procedure's report of its steps). */
+async function noticesOf(sql: string): Promise<string[]> {
+  const client = new pg.Client({ connectionString: h.db.url });
+  await client.connect();
+  const notices: string[] = [];
+  client.on("notice", (notice) => notices.push(notice.message ?? ""));
+  try {
+    await client.query(sql);
+    return notices;
+  } finally {
+    await client.end();
+  }
+}
+
 const prune = (days: number) => runCliWithEnv(h.db.url, { WEBHOOKS_RETENTION_DAYS: String(days) }, "prune");
 
 test("pg-webhooks prune drops the partitions older than the retention and nothing newer; a queued delivery and its event stay and are delivered", async () => {
-  await h.db.pool.query("select webhooks.create_partitions(now() - interval '40 days')");
+  await h.db.pool.query("call webhooks.create_partitions(now() - interval '40 days')");
   const { org, hook, requests } = await organizationWithEndpoint(h.db.pool, h.receiver, { paused: true });
   const expired = await finishedDelivery(org, hook.id, 35);
   const kept = await finishedDelivery(org, hook.id, 20);
@@ -127,7 +141,8 @@ test("pg-webhooks prune drops the partitions older than the retention and nothin
   assert.ok(before.some((p) => p.upper !== null && p.upper.getTime() < Date.now() - 34 * 86_400_000), "backdated partitions exist");
 
   const output = await prune(30);
-  assert.match(output, /dropped partition webhook_logs_p\d{8}_0000 of webhook_logs/);
+  assert.match(output, /^dropped webhook_logs_p\d{8}_000000, 0 rows kept for queued deliveries$/m);
+  assert.match(output, /^dropped deliveries_p\d{8}_000000, 1 rows kept for queued deliveries$/m);
   assert.match(output, /retention 30 days applied/);
 
   const cutoff = Date.now() - 30 * 86_400_000;
@@ -144,7 +159,7 @@ test("pg-webhooks prune drops the partitions older than the retention and nothin
   assert.equal(await partitionOf("deliveries", "id = $1", [expired.deliveryId]), undefined, "the expired delivery is gone");
   assert.equal(await partitionOf("webhook_logs", "id = $1", [expired.logId]), undefined, "the expired attempt is gone");
   assert.equal(await partitionOf("intake_activity", "request_id = $1", [expired.requestId]), undefined, "the expired request is gone");
-  assert.match((await partitionOf("events", "id = $1", [kept.eventId]))!, /^webhooks\.events_p\d{8}_0000$/, "20 days old: kept");
+  assert.match((await partitionOf("events", "id = $1", [kept.eventId]))!, /^webhooks\.events_p\d{8}_000000$/, "20 days old: kept");
   assert.match((await partitionOf("deliveries", "id = $1", [kept.deliveryId]))!, /^webhooks\.deliveries_p/);
   assert.match((await partitionOf("webhook_logs", "id = $1", [kept.logId]))!, /^webhooks\.webhook_logs_p/);
   assert.match((await partitionOf("intake_activity", "request_id = $1", [kept.requestId]))!, /^webhooks\.intake_activity_p/);
@@ -196,11 +211,9 @@ test("old and future rows can be written (a restore, a backfill): the DEFAULT pa
   assert.equal(await partitionOf("webhook_logs", "id = $1", [future]), "webhooks.webhook_logs_default");
 
   // Partitions created for a backfill's range take over what the DEFAULT partition holds of it.
-  const { rows: created } = await h.db.pool.query<{ name: string }>(
-    "select webhooks.create_partitions(now() - interval '71 days') as name",
-  );
-  assert.ok(created.some((row) => /^webhook_logs_p\d{8}_0000 \(1 rows moved in from webhook_logs_default\)$/.test(row.name)), JSON.stringify(created));
-  assert.match((await partitionOf("webhook_logs", "id = $1", [recent]))!, /^webhooks\.webhook_logs_p\d{8}_0000$/);
+  const created = await noticesOf("call webhooks.create_partitions(now() - interval '71 days')");
+  assert.ok(created.some((line) => /^created webhook_logs_p\d{8}_000000 \(1 rows moved in from webhook_logs_default\)$/.test(line)), JSON.stringify(created));
+  assert.match((await partitionOf("webhook_logs", "id = $1", [recent]))!, /^webhooks\.webhook_logs_p\d{8}_000000$/);
 
   assert.match(await prune(90), /deleted 1 expired rows from webhook_logs_default/);
   assert.equal(await partitionOf("webhook_logs", "id = $1", [ancient]), undefined, "expired: deleted from the DEFAULT partition");
@@ -209,7 +222,7 @@ test("old and future rows can be written (a restore, a backfill): the DEFAULT pa
 });
 
 test("two prunes at once (two daemons, or a daemon and the CLI) both succeed and drop each partition once", async () => {
-  await h.db.pool.query("select webhooks.create_partitions(now() - interval '45 days')");
+  await h.db.pool.query("call webhooks.create_partitions(now() - interval '45 days')");
   const old = async () =>
     (await partitions()).filter((p) => p.upper !== null && p.upper.getTime() <= Date.now() - 30 * 86_400_000).length;
   assert.ok((await old()) > 0);
@@ -227,7 +240,7 @@ test("two prunes at once (two daemons, or a daemon and the CLI) both succeed and
 });
 
 test("the daemon applies WEBHOOKS_RETENTION_DAYS on its own when it starts and creates the coming partitions", async () => {
-  await h.db.pool.query("select webhooks.create_partitions(now() - interval '10 days')");
+  await h.db.pool.query("call webhooks.create_partitions(now() - interval '10 days')");
   const olderThan = async (days: number) =>
     (await partitions()).filter((p) => p.upper !== null && p.upper.getTime() <= Date.now() - days * 86_400_000).length;
   assert.ok((await olderThan(5)) > 0);
@@ -242,8 +255,45 @@ test("the daemon applies WEBHOOKS_RETENTION_DAYS on its own when it starts and c
   assert.deepEqual([...new Set(ahead.map((p) => p.table))].sort(), [...HISTORY].sort(), "each table has partitions two days ahead");
 });
 
-test("a retention under a minute is refused, naming it, and drops nothing", async () => {
+test("a retention under a minute is refused, and under a day for the daemon's role (the intake's idempotency window); nothing is dropped", async () => {
   const count = (await partitions()).length;
-  await assert.rejects(h.db.pool.query("select * from webhooks.drop_expired_partition(interval '10 seconds')"), /retention must be at least a minute/);
+  await assert.rejects(h.db.pool.query("select webhooks.drop_expired_partition(interval '10 seconds')"), /retention must be at least a minute/);
+  await assert.rejects(h.dispatcher.pool.query("select webhooks.drop_expired_partition(interval '1 hour')"),
+    /webhooks\.drop_expired_partition: retention must be at least a day, not 01:00:00/);
+  await assert.rejects(h.dispatcher.pool.query("select webhooks.delete_expired_rows(interval '1 hour')"), /retention must be at least a day/);
   assert.equal((await partitions()).length, count);
+  await assert.rejects(runCliWithEnv(h.db.url, { WEBHOOKS_RETENTION_DAYS: "0" }, "prune"), /WEBHOOKS_RETENTION_DAYS must be at least 1/);
 });
+
+test("a run in a session with another TimeZone and DateStyle keeps a queued delivery written just before its partition's end", async () => {
+  await h.db.pool.query("call webhooks.create_partitions(now() - interval '40 days')");
+  const { org, hook } = await organizationWithEndpoint(h.db.pool, h.receiver, { paused: true });
+  const { rows: [edge] } = await h.db.pool.query<{ days: number }>(
+    "select extract(epoch from now() - (date_trunc('day', now() at time zone 'UTC') at time zone 'UTC' - interval '35 days' + interval '23 hours')) / 86400 as days",
+  );
+  const waiting = await queuedDelivery(org, hook.id, edge!.days);
+  const client = new pg.Client({ connectionString: h.db.url });
+  await client.connect();
+  try {
+    await client.query("set timezone = 'UTC+3'; set datestyle = 'Postgres, DMY'");
+    await client.query("call webhooks.prune(interval '30 days')");
+  } finally {
+    await client.end();
+  }
+  assert.equal(await partitionOf("deliveries", "id = $1", [waiting.deliveryId]), "webhooks.deliveries_default");
+  assert.equal(await partitionOf("events", "id = $1", [waiting.eventId]), "webhooks.events_default");
+});
+
+test("replaying a delivery whose event has expired is refused as no longer sendable, and queues nothing", async () => {
+  const { org, hook } = await organizationWithEndpoint(h.db.pool, h.receiver);
+  const { rows: [dead] } = await h.db.pool.query<{ id: string }>(
+    `insert into webhooks.deliveries (organization_id, event_id, webhook_id, state, attempts, completed_at)
+     values ($1, 'ev_expired', $2, 'dead', 3, now()) returning id`,
+    [org, hook.id],
+  );
+  await assert.rejects(h.db.pool.query("select webhooks.replay($1)", [dead!.id]), (error: pg.DatabaseError) =>
+    error.code === "P0002" && /can no longer be sent: its event has expired/.test(error.message));
+  const { rows } = await h.db.pool.query("select 1 from webhooks.delivery_queue where delivery_id = $1", [dead!.id]);
+  assert.equal(rows.length, 0);
+});
+
