@@ -6,7 +6,9 @@ import { createPool } from "./db/pool.js";
 import { migrate } from "./db/migrate.js";
 import { startDaemon } from "./daemon.js";
 import { prune } from "./daemon/retention.js";
-import { printIntake, printLogs, UsageError } from "./cli/read-commands.js";
+import { apiKeyCommand } from "./cli/api-key-commands.js";
+import { UsageError } from "./cli/arguments.js";
+import { printIntake, printLogs } from "./cli/read-commands.js";
 
 const usage = `usage: pg-webhooks <command>
 
@@ -18,6 +20,11 @@ const usage = `usage: pg-webhooks <command>
   logs [--webhook ID] [--failed] [--limit N] [--follow]
                                print recent attempts from webhooks.webhook_logs; --follow
                                then prints new ones as they are written, until Ctrl-C
+  api-key create --organization ID --name NAME
+                               create an API key for the management API and print it (shown once)
+  api-key revoke <key-id>      revoke an API key at once
+  api-key list [--organization ID]
+                               print the API keys (never the keys themselves)
   prune                        apply the retention now (WEBHOOKS_RETENTION_DAYS, default 30): drop
                                expired partitions of the history tables, create the coming ones
   intake [--integration ID] [--limit N] [--refusals]
@@ -66,6 +73,8 @@ async function main(argv: string[]): Promise<number> {
       return withDatabase(config, logger, (url) => readCommand(() => printLogs(url, args, untilInterrupted())));
     case "intake":
       return withDatabase(config, logger, (url) => readCommand(() => printIntake(url, args)));
+    case "api-key":
+      return withDatabase(config, logger, (url) => readCommand(() => apiKeyCommand(url, args)));
     case "prune":
       return withDatabase(config, logger, (url) => pruneNow(url, config.retentionDays));
     default:

@@ -1,32 +1,6 @@
-import { parseArgs } from "node:util";
+import { limitOption, parse, uuidOption } from "./arguments.js";
 import { createDb } from "../db/database.js";
 import { createPool } from "../db/pool.js";
-
-/** A command line the read commands refuse: printed with the command's usage, exit code 1. */
-export class UsageError extends Error {
-  override name = "UsageError";
-}
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-function uuidOption(value: string | undefined, flag: string): string | undefined {
-  if (value !== undefined && !UUID.test(value)) throw new UsageError(`${flag} must be a uuid`);
-  return value;
-}
-
-function limitOption(value: string | undefined): number {
-  const limit = Number(value ?? 50);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new UsageError("--limit must be a whole number from 1 to 10000");
-  return limit;
-}
-
-function parse<T extends Record<string, { type: "string" | "boolean" }>>(args: string[], options: T) {
-  try {
-    return parseArgs({ args, options, strict: true, allowPositionals: false }).values;
-  } catch (error) {
-    throw new UsageError((error as Error).message);
-  }
-}
 
 /** How often `logs --follow` looks for new attempts. */
 const FOLLOW_POLL_MS = 500;

@@ -22,7 +22,7 @@ test("every table with an organization_id column, and organizations itself, has 
     rows.map((row) => row.table),
     [
       "contacts", "conversations", "deals", "messages", "organizations",
-      "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.detached_references", "webhooks.endpoint_states", "webhooks.events",
+      "webhooks.api_keys", "webhooks.deliveries", "webhooks.delivery_queue", "webhooks.detached_references", "webhooks.endpoint_states", "webhooks.events",
       "webhooks.inbound_integrations", "webhooks.intake_activity", "webhooks.intake_refusals", "webhooks.outbox", "webhooks.outbox_set_aside",
       "webhooks.webhook_configurations", "webhooks.webhook_logs",
     ],
@@ -61,7 +61,7 @@ test("every application policy takes its tenant from h.app.organization_id, in b
       where 'webhooks_app'::regrole = any(p.polroles)
       order by 1`,
   );
-  assert.equal(rows.length, 14, "six read-write tenant tables, organizations, and seven read-only ones");
+  assert.equal(rows.length, 15, "six read-write tenant tables, organizations, and eight read-only ones");
   const reads = /^\((organization_id|id) = \(NULLIF\(current_setting\('app\.organization_id'::text, true\), ''::text\)\)::uuid\)$/;
   for (const row of rows) {
     assert.match(String(row.using), reads, `${row.table}: USING`);
@@ -125,8 +125,9 @@ test("the only SECURITY DEFINER functions an application may call are the review
   assert.deepEqual(
     rows.map((row) => row.fn),
     [
+      "webhooks.create_api_key(uuid,text)",
       "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)", "webhooks.release_set_aside(bigint)",
-      "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
+      "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)", "webhooks.revoke_api_key(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
     ],
     "a new SECURITY DEFINER function granted to webhooks_app must check the caller's tenant (webhooks._assert_tenant) and be listed here",
   );

@@ -57,6 +57,13 @@ test("webhooks_app holds exactly the reviewed privileges on the webhooks schema'
     },
     "inbound integrations are written column by column (000007)",
   );
+  const { rows: keyColumns } = await h.db.pool.query<{ column: string }>(
+    `select a.attname as column from pg_attribute a
+      where a.attrelid = 'webhooks.api_keys'::regclass and a.attnum > 0 and not a.attisdropped
+        and has_column_privilege('webhooks_app', a.attrelid, a.attnum, 'SELECT') order by a.attnum`,
+  );
+  assert.deepEqual(keyColumns.map((row) => row.column), ["id", "organization_id", "name", "created_at", "last_used_at", "revoked_at"],
+    "api keys are read column by column, never their hashes (000018)");
   const { rows: sequences } = await h.db.pool.query<{ sequence: string }>(
     `select c.oid::regclass::text as sequence from pg_class c
       where c.relnamespace = 'webhooks'::regnamespace and c.relkind = 'S'
@@ -79,9 +86,10 @@ test("webhooks_app may execute the public functions and what the triggers it fir
       "webhooks._generate_intake_secret()", "webhooks._generate_secret()", "webhooks._http_managed_header(text)",
       "webhooks._normalize_phone(text)", "webhooks._refuse(text,text,text)", "webhooks._refuse_column(text,text,text,text)",
       // Public.
+      "webhooks.create_api_key(uuid,text)",
       "webhooks.current_organization_id()", "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)",
       "webhooks.release_set_aside(bigint)", "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)",
-      "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
+      "webhooks.revoke_api_key(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
     ],
   );
 });
