@@ -105,3 +105,9 @@ revoke execute on function webhooks._key_sha256(text), webhooks.create_api_key(u
                            webhooks.authenticate_api_key(text) from public;
 grant execute on function webhooks.create_api_key(uuid, text), webhooks.revoke_api_key(uuid) to webhooks_app, webhooks_dispatcher;
 grant execute on function webhooks.authenticate_api_key(text) to webhooks_dispatcher;
+
+-- The daemon serves the management API as the application of each request's organization (SET
+-- LOCAL ROLE webhooks_app, then its organization): a daemon logged in as a member of
+-- webhooks_dispatcher may take that role, without inheriting its privileges.
+alter role webhooks_dispatcher noinherit;
+grant webhooks_app to webhooks_dispatcher;
