@@ -5,6 +5,7 @@ import { jsonSchemaTransform, jsonSchemaTransformObject } from "fastify-type-pro
 import type { Pool } from "../db/pool.js";
 import { version } from "../package-info.js";
 import { answerDatabaseRefusal } from "./api-errors.js";
+import { deliveryRoutes } from "./delivery-routes.js";
 import { webhookRoutes } from "./webhook-routes.js";
 
 declare module "fastify" {
@@ -50,6 +51,7 @@ export function createApiRoutes(pool: Pool) {
         if (!answerDatabaseRefusal(error, reply)) throw error;
       });
       await api.register(webhookRoutes(pool));
+      await api.register(deliveryRoutes(pool));
     }, { prefix: "/api/v1" });
   };
 }

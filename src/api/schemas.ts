@@ -71,3 +71,49 @@ export const ListQuery = z.object({
 });
 
 export const EventType = z.object({ name: z.string(), description: z.string().nullable() }).meta({ id: "EventType" });
+
+export const DELIVERY_STATES = ["pending", "succeeded", "failed", "dead"] as const;
+
+export const Delivery = z.object({
+  id: z.uuid(),
+  webhook_id: z.uuid(),
+  event_id: z.string(),
+  event_type: z.string().nullable().describe("Null once the event has expired."),
+  status: z.enum(DELIVERY_STATES).describe("pending: not attempted yet; failed: a retry is scheduled; dead: no more retries."),
+  attempt_count: z.number().int().describe("Attempts made (over replays too)."),
+  last_status: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  next_attempt_at: z.string().nullable(),
+  created_at: z.string(),
+  completed_at: z.string().nullable(),
+}).meta({ id: "Delivery" });
+
+export const DeliveryList = z.object({ data: z.array(Delivery), next_cursor: z.string().nullable() }).meta({ id: "DeliveryList" });
+
+export const DeliveriesQuery = ListQuery.extend({
+  status: z.enum(DELIVERY_STATES).optional(),
+  event_type: z.string().min(1).max(200).optional(),
+});
+
+export const Attempt = z.object({
+  attempt: z.number().int(),
+  created_at: z.string(),
+  url: z.string(),
+  success: z.boolean(),
+  duration_ms: z.number().int().nullable(),
+  error: z.string().nullable(),
+  request_headers: z.record(z.string(), z.unknown()),
+  request_body: z.string().nullable(),
+  response_status: z.number().int().nullable(),
+  response_headers: z.record(z.string(), z.unknown()).nullable(),
+  response_body: z.string().nullable(),
+}).meta({ id: "Attempt" });
+
+export const DeliveryWithAttempts = Delivery.extend({ attempts: z.array(Attempt) }).meta({ id: "DeliveryWithAttempts" });
+
+export const ReplayAnswer = z.object({ status: z.enum(["queued", "already queued", "in flight"]) }).meta({ id: "ReplayAnswer" });
+
+export const RecoverBody = z.object({
+  since: z.iso.datetime({ offset: true }).describe("Deliveries created at or after this time…"),
+  until: z.iso.datetime({ offset: true }).optional().describe("…and before this one (default: now)."),
+}).strict().meta({ id: "RecoverBody" });

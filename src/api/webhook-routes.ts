@@ -2,6 +2,7 @@ import type { PoolClient } from "pg";
 import type { FastifyPluginAsyncZod } from "fastify-type-provider-zod";
 import { z } from "zod";
 import type { Pool } from "../db/pool.js";
+import { decodeCursor, encodeCursor } from "./cursor.js";
 import { asOrganization } from "./organization-transaction.js";
 import { ErrorBody, EventType, IdParams, ListQuery, Webhook, WebhookCreate, WebhookList, WebhookUpdate, WebhookWithSecret } from "./schemas.js";
 
@@ -84,17 +85,6 @@ function payloadEventId(eventId: string): string {
   return `evt_${eventId.replaceAll("-", "")}`;
 }
 
-/** A keyset cursor: the last row's (created_at, id), so inserts meanwhile never shift a page. */
-const cursorOf = (row: WebhookRow) => Buffer.from(`${row.created_at_key}|${row.id}`).toString("base64url");
-function parseCursor(cursor: string | undefined): [string, string] | [null, null] {
-  if (!cursor) return [null, null];
-  const [at, id] = Buffer.from(cursor, "base64url").toString().split("|");
-  if (!at || !id || !/^[0-9a-f-]{36}$/.test(id) || !/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d(:\d\d)?$/.test(at)) {
-    throw Object.assign(new Error("cursor: not a cursor this API gave"), { statusCode: 400 });
-  }
-  return [at, id];
-}
-
 async function one(client: PoolClient, text: string, values: unknown[]): Promise<WebhookRow | undefined> {
   return (await client.query<WebhookRow>(text, values)).rows[0];
 }
@@ -132,7 +122,7 @@ export function webhookRoutes(pool: Pool): FastifyPluginAsyncZod {
 
     app.get("/webhooks", { schema: { tags: ["webhooks"], summary: "List webhooks, oldest first", querystring: ListQuery, response: { 200: WebhookList, ...errors } } },
       async (request) => {
-        const [at, id] = parseCursor(request.query.cursor);
+        const [at, id] = decodeCursor(request.query.cursor);
         const rows = await asOrganization(pool, request.organizationId, async (client) =>
           (await client.query<WebhookRow>(
             `select ${SELECTED} from webhooks.webhook_configurations
@@ -140,7 +130,8 @@ export function webhookRoutes(pool: Pool): FastifyPluginAsyncZod {
               order by created_at, id limit $3`,
             [at, id, request.query.limit + 1])).rows);
         const page = rows.slice(0, request.query.limit);
-        return { data: page.map(toWebhook), next_cursor: rows.length > page.length ? cursorOf(page.at(-1)!) : null };
+        const last = page.at(-1);
+        return { data: page.map(toWebhook), next_cursor: rows.length > page.length && last ? encodeCursor(last.created_at_key, last.id) : null };
       });
 
     app.get("/webhooks/:id", { schema: { tags: ["webhooks"], summary: "One webhook", params: IdParams, response: { 200: Webhook, ...errors } } },

@@ -161,7 +161,7 @@ test("the list pages by cursor, oldest first, and a webhook created meanwhile ne
   assert.equal((await call("GET", "/api/v1/webhooks?cursor=bm9wZQ", key)).status, 400);
 });
 
-test("event types are listed; the OpenAPI document names every route and /docs is served from the daemon", async () => {
+test("event types are listed; the OpenAPI document, generated from the schemas, names every route, and /docs is served from the daemon", async () => {
   const types = await call("GET", "/api/v1/event-types", keyA);
   assert.ok(types.body.data!.some((type) => type.name === "contact.created"));
   const document = (await (await fetch(`${base}/api/v1/openapi.json`)).json()) as { openapi: string; paths: Record<string, Record<string, unknown>> };
@@ -169,8 +169,10 @@ test("event types are listed; the OpenAPI document names every route and /docs i
   assert.deepEqual(
     Object.entries(document.paths).flatMap(([path, methods]) => Object.keys(methods).map((method) => `${method.toUpperCase()} ${path}`)).sort(),
     [
-      "DELETE /api/v1/webhooks/{id}", "GET /api/v1/event-types", "GET /api/v1/webhooks", "GET /api/v1/webhooks/{id}",
-      "PATCH /api/v1/webhooks/{id}", "POST /api/v1/webhooks", "POST /api/v1/webhooks/{id}/rotate-secret", "POST /api/v1/webhooks/{id}/test",
+      "DELETE /api/v1/webhooks/{id}", "GET /api/v1/deliveries/{id}", "GET /api/v1/event-types", "GET /api/v1/webhooks",
+      "GET /api/v1/webhooks/deliveries", "GET /api/v1/webhooks/{id}", "GET /api/v1/webhooks/{id}/deliveries",
+      "PATCH /api/v1/webhooks/{id}", "POST /api/v1/deliveries/{id}/replay", "POST /api/v1/webhooks",
+      "POST /api/v1/webhooks/{id}/recover", "POST /api/v1/webhooks/{id}/rotate-secret", "POST /api/v1/webhooks/{id}/test",
     ],
   );
   const docs = await fetch(`${base}/docs/`);

@@ -126,7 +126,8 @@ test("the only SECURITY DEFINER functions an application may call are the review
     rows.map((row) => row.fn),
     [
       "webhooks.create_api_key(uuid,text)",
-      "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)", "webhooks.release_set_aside(bigint)",
+      "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)",
+      "webhooks.recover(uuid,timestamp with time zone,timestamp with time zone)", "webhooks.release_set_aside(bigint)",
       "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)", "webhooks.revoke_api_key(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
     ],
     "a new SECURITY DEFINER function granted to webhooks_app must check the caller's tenant (webhooks._assert_tenant) and be listed here",

@@ -88,6 +88,7 @@ test("webhooks_app may execute the public functions and what the triggers it fir
       // Public.
       "webhooks.create_api_key(uuid,text)",
       "webhooks.current_organization_id()", "webhooks.discard_set_aside(bigint)", "webhooks.emit(uuid,text,jsonb)",
+      "webhooks.recover(uuid,timestamp with time zone,timestamp with time zone)",
       "webhooks.release_set_aside(bigint)", "webhooks.replay(uuid)", "webhooks.replay_dead(uuid)",
       "webhooks.revoke_api_key(uuid)", "webhooks.rotate_secret(uuid)", "webhooks.send_test(uuid)",
     ],
