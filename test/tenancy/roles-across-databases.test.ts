@@ -63,7 +63,7 @@ test("two more databases migrated at once on the same server both reuse the exis
     const { rows } = await db.pool.query<{ n: number }>(
       "select count(*)::int as n from pg_policy where 'webhooks_app'::regrole = any(polroles)",
     );
-    assert.equal(rows[0]!.n, 14, `${db.name}: the application's policies name the shared role`);
+    assert.equal(rows[0]!.n, 15, `${db.name}: the application's policies name the shared role`);
   }
 });
 
