@@ -154,14 +154,16 @@ export interface DrainSetup {
 
 /**
  * Starts the daemon on what is queued in `db` and times it from healthy (fan-out begins only then)
- * until `deliveries` more attempts are logged (counted by the log's identity above its maximum
+ * until `deliveries` more attempts are logged (counted by the log's ids above the last one given
  * before the start: an index probe, not a count of the history); checks they all succeeded, and
  * stops the daemon. With the CPU each side spent per delivery.
  */
 export async function timeUntilLogged(db: BenchDatabase, setup: DrainSetup, deliveries: number, phase: string) {
   const maxId = async (above: number) =>
     Number((await db.pool.query<{ n: string }>("select coalesce(max(id), $1) as n from webhooks.webhook_logs where id > $1", [above])).rows[0]!.n);
-  const before = await maxId(0);
+  // The sequence, not max(id): rows deleted since (the history phase's cleanup) leave their ids used.
+  const before = Number((await db.pool.query<{ n: string }>(
+    "select coalesce(pg_sequence_last_value('webhooks.webhook_logs_id_seq'), 0) as n")).rows[0]!.n);
   const daemon = await startDaemon(db.url, setup.daemonPort);
   const started = performance.now();
   const pids = { daemon: daemon.pid!, receiver: setup.receiverPid, postmaster: setup.postmaster ?? -1 };

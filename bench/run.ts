@@ -1,8 +1,10 @@
 /**
  * `npm run bench`: capture overhead (pgbench), drain throughput, end-to-end latency, one healthy
  * endpoint's latency beside a dead one (dead-endpoint) and throughput to many slow endpoints
- * (slow-endpoints), measured side by side in one run, each figure the median of BENCH_RUNS (3).
- * BENCH_ONLY=<phase> runs one phase. Needs `pgbench` on PATH and a PostgreSQL:
+ * (slow-endpoints), measured side by side in one run, each figure the median of BENCH_RUNS (3);
+ * then the drain beside a million past attempts (history), /metrics at ten million log rows
+ * (metrics), both in history.ts, and a steady load under a retention of minutes (soak, soak.ts).
+ * BENCH_ONLY=<phase>[,<phase>…] runs those phases. Needs `pgbench` on PATH and a PostgreSQL:
  * BENCH_DATABASE_URL, else the local server at 127.0.0.1:5432, else embedded Postgres (on
  * BENCH_EMBEDDED_PORT, 54391). The bench's database is BENCH_DB_NAME (pgw_bench), dropped and
  * created; its daemons listen on BENCH_DAEMON_PORT (18787): two benches can run side by side.
@@ -20,6 +22,7 @@ import {
   createDatabase, cpuCell, dropDatabase, insertContacts, logger, median, medianCpu, organizationWithEndpoint, percentile, settle, startDaemon,
   startReceiver, steadyInserts, stopDaemon, timeUntilLogged, type CpuPerDelivery, type DrainSetup,
 } from "./harness.js";
+import { checkDiskSpace, historyPhase, HistoryDatabases, metricsPhase, type HistoryContext, type PhaseReport } from "./history.js";
 
 const DB_NAME = process.env.BENCH_DB_NAME ?? "pgw_bench";
 const DAEMON_PORT = Number(process.env.BENCH_DAEMON_PORT ?? 18787);
@@ -29,11 +32,11 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 /** Without a capture phase (BENCH_ONLY=drain), the backlog each drain run delivers. */
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 100_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
-const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints"] as const;
-const ONLY = process.env.BENCH_ONLY; // one of PHASES; unset: all of them
-if (ONLY && !(PHASES as readonly string[]).includes(ONLY)) throw new Error(`BENCH_ONLY must be one of ${PHASES.join(", ")}`);
-/** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names another phase. */
-const runsOf = (phase: (typeof PHASES)[number]) => (!ONLY || ONLY === phase ? RUNS : 0);
+const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "history", "metrics"] as const;
+const ONLY = process.env.BENCH_ONLY?.split(",").filter(Boolean); // some of PHASES; unset: all of them
+for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY must name some of ${PHASES.join(", ")}`);
+/** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names other phases only. */
+const runsOf = (phase: (typeof PHASES)[number]) => (!ONLY || ONLY.includes(phase) ? RUNS : 0);
 const LATENCY_RATE = 100;
 /** dead-endpoint: the backlog stuck at the endpoint that never answers, and the seconds of the healthy endpoint's writes measured beside it. */
 const DEAD_BACKLOG = Number(process.env.BENCH_DEAD_BACKLOG ?? 2000);
@@ -66,6 +69,7 @@ async function main() {
   const srv = await server();
   const admin = new pg.Client({ connectionString: srv.url });
   await admin.connect();
+  if (runsOf("history") > 0 || runsOf("metrics") > 0) await checkDiskSpace(admin, { history: runsOf("history") > 0, metrics: runsOf("metrics") > 0 });
   const db = await createDatabase(admin, srv.url, DB_NAME);
   const { url, pool } = db;
   // The server's backends are the postmaster's children; found through one of ours (same machine only).
@@ -226,6 +230,15 @@ async function main() {
     slow.child.kill("SIGTERM");
   }
 
+  // 6. History, 7. metrics: on two databases of their own (history.ts).
+  const historyContext: HistoryContext = { admin, serverUrl: srv.url, dbName: DB_NAME, setup: drainSetup(receiver.child.pid!),
+                                           receiver, runs: runsOf("history"), drainEvents: DRAIN_EVENTS };
+  const historyDatabases = new HistoryDatabases(historyContext);
+  const reports: PhaseReport[] = [];
+  if (runsOf("history") > 0) reports.push(await historyPhase(historyContext, historyDatabases));
+  if (runsOf("metrics") > 0) reports.push(await metricsPhase(historyContext, historyDatabases));
+  await historyDatabases.drop();
+
   receiver.child.kill("SIGTERM");
   await dropDatabase(admin, db);
   await admin.end();
@@ -252,7 +265,7 @@ ${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs
 | dead endpoint: B's latency max (ms) | ${deadMaxes.map(fmt).join(", ")} | ${fmt(median(deadMaxes))} | |
 | slow endpoints: ${SLOW_ENDPOINTS} × ${SLOW_DELAY_MS} ms, ${slowDeliveries} deliveries, all logged (deliveries/s) | ${slowRates.map(fmt).join(", ")} | **${fmt(median(slowRates))}** | ≥ 2,500/s |
 ${slowCpu.length ? `| slow endpoints CPU per delivery: daemon / Postgres / receiver (µs) | ${slowCpu.map(cpuCell).join(", ")} | ${medianCpu(slowCpu)} | |
-` : ""}`);
+` : ""}${reports.flatMap((r) => r.rows).map((row) => row + "\n").join("")}${reports.flatMap((r) => r.sections).map((section) => "\n" + section + "\n").join("")}`);
 }
 
 main().catch((error: unknown) => {
