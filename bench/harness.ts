@@ -3,13 +3,15 @@
  * a bench database, the backlog, the drain's timing and paced writes.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
+import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
 import { createLogger } from "../src/logger.js";
 import { createPool, type Pool } from "../src/db/pool.js";
 import { migrate } from "../src/db/migrate.js";
+import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import { packageRoot } from "../src/package-info.js";
 import * as processCpu from "./process-cpu.js";
 
@@ -20,8 +22,15 @@ export const percentile = (values: number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 };
-/** 1234567 → "1,234,567" (the report's counts). */
+/** The report's figures: one decimal; counts with thousands separators (1,234,567). */
+export const fmt = (n: number) => n.toFixed(1);
 export const count = (n: number) => n.toLocaleString("en-US");
+
+/** A phase's lines of the report: rows of the measures table, and sections printed after it. */
+export interface PhaseReport {
+  rows: string[];
+  sections: string[];
+}
 
 export type CpuPerDelivery = ReturnType<typeof processCpu.perDelivery>;
 export const cpuCell = (c: CpuPerDelivery) => `${c.daemon.toFixed(0)} / ${c.postgres.toFixed(0)} / ${c.receiver.toFixed(0)}`;
@@ -69,8 +78,12 @@ export async function startReceiver(outFile: string, delayMs: number | "never" =
   };
 }
 
-/** A daemon (`pg-webhooks start`) on `url`, its HTTP server on `port`, with `env` added; resolves once healthy. */
-export async function startDaemon(url: string, port: number, env: Record<string, string> = {}): Promise<ChildProcess> {
+/**
+ * A daemon (`pg-webhooks start`) on `url`, its HTTP server on `port`, with `env` added; resolves
+ * once healthy. Its log (stderr) goes to the bench's stderr, or line by line to `onLogLine`.
+ */
+export async function startDaemon(url: string, port: number, env: Record<string, string> = {},
+                                  onLogLine?: (line: string) => void): Promise<ChildProcess> {
   // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon
   const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
   const child = track(spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
@@ -79,8 +92,16 @@ export async function startDaemon(url: string, port: number, env: Record<string,
       // The daemon's default concurrency unless BENCH_CONCURRENCY says otherwise.
       ...(process.env.BENCH_CONCURRENCY ? { WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY } : {}),
       ...env },
-    stdio: ["ignore", "ignore", "inherit"],
+    stdio: ["ignore", "ignore", onLogLine ? "pipe" : "inherit"],
   }));
+  if (onLogLine) {
+    let partial = "";
+    child.stderr!.on("data", (chunk: Buffer) => {
+      const lines = (partial + chunk.toString()).split("\n");
+      partial = lines.pop()!;
+      for (const line of lines) if (line) onLogLine(line);
+    });
+  }
   for (let i = 0; i < 600; i++) {
     if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return child;
     await delay(50);
@@ -92,6 +113,14 @@ export async function stopDaemon(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
   child.kill("SIGTERM");
   await exited;
+}
+
+/** A PostgreSQL server of the bench's own (embedded-postgres), in a temp dir removed when it stops. */
+export async function embeddedServer(port: number): Promise<{ url: string; describe: string; stop(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "pgw-bench-"));
+  await chmod(dir, 0o755);
+  const embedded = await startEmbeddedPostgres({ dataDir: dir, port, logger });
+  return { url: embedded.url, describe: "embedded PostgreSQL", stop: async () => { await embedded.stop(); await rm(dir, { recursive: true, force: true }); } };
 }
 
 export function inDatabase(url: string, database: string): string {

@@ -14,8 +14,8 @@ import { setTimeout as delay } from "node:timers/promises";
 import type pg from "pg";
 import type { Pool } from "../src/db/pool.js";
 import {
-  count, cpuCell, createDatabase, dropDatabase, insertContacts, median, medianCpu, organizationWithEndpoint, percentile, settle,
-  startDaemon, stopDaemon, timeUntilLogged, type BenchDatabase, type CpuPerDelivery, type DrainSetup, type Receiver,
+  count, cpuCell, fmt, createDatabase, dropDatabase, insertContacts, median, medianCpu, organizationWithEndpoint, percentile, settle,
+  startDaemon, stopDaemon, timeUntilLogged, type BenchDatabase, type CpuPerDelivery, type DrainSetup, type PhaseReport, type Receiver,
 } from "./harness.js";
 
 export const HISTORY_ATTEMPTS = Number(process.env.BENCH_HISTORY_ATTEMPTS ?? 1_000_000);
@@ -31,12 +31,6 @@ const QUERY_RUNS = 20;
 const METRICS_WARMUPS = 3;
 const METRICS_REQUESTS = 50;
 const GB = 2 ** 30;
-
-/** A phase's lines of the report: rows of the measures table, and sections printed after it. */
-export interface PhaseReport {
-  rows: string[];
-  sections: string[];
-}
 
 export interface HistoryContext {
   admin: pg.Client;
@@ -233,7 +227,6 @@ async function planAndTimes(pool: Pool, sql: string) {
   return { planning, execution, plan: rows.map((r) => r["QUERY PLAN"]).join("\n") };
 }
 
-const fmt = (n: number) => n.toFixed(1);
 const ms = (n: number) => n.toFixed(2);
 
 /**

@@ -11,18 +11,18 @@
  * Prints a Markdown report (paste it into BENCHMARKS.md).
  */
 import { spawnSync } from "node:child_process";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
-import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
 import * as processCpu from "./process-cpu.js";
 import {
-  createDatabase, cpuCell, dropDatabase, insertContacts, logger, median, medianCpu, organizationWithEndpoint, percentile, settle, startDaemon,
-  startReceiver, steadyInserts, stopDaemon, timeUntilLogged, type CpuPerDelivery, type DrainSetup,
+  createDatabase, cpuCell, dropDatabase, embeddedServer, fmt, insertContacts, median, medianCpu, organizationWithEndpoint, percentile, settle, startDaemon,
+  startReceiver, steadyInserts, stopDaemon, timeUntilLogged, type CpuPerDelivery, type DrainSetup, type PhaseReport,
 } from "./harness.js";
-import { checkDiskSpace, historyPhase, HistoryDatabases, metricsPhase, type HistoryContext, type PhaseReport } from "./history.js";
+import { soakPhase } from "./soak.js";
+import { checkDiskSpace, historyPhase, HistoryDatabases, metricsPhase, type HistoryContext } from "./history.js";
 
 const DB_NAME = process.env.BENCH_DB_NAME ?? "pgw_bench";
 const DAEMON_PORT = Number(process.env.BENCH_DAEMON_PORT ?? 18787);
@@ -32,7 +32,7 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 /** Without a capture phase (BENCH_ONLY=drain), the backlog each drain run delivers. */
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 100_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
-const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "history", "metrics"] as const;
+const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "history", "metrics", "soak"] as const;
 const ONLY = process.env.BENCH_ONLY?.split(",").filter(Boolean); // some of PHASES; unset: all of them
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY must name some of ${PHASES.join(", ")}`);
 /** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names other phases only. */
@@ -50,10 +50,7 @@ async function server(): Promise<{ url: string; describe: string; stop(): Promis
   if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, describe: "BENCH_DATABASE_URL", stop: async () => undefined };
   const local = "postgres://postgres@127.0.0.1:5432/postgres";
   if (spawnSync("pg_isready", ["-q", "-d", local]).status === 0) return { url: local, describe: "local PostgreSQL at 127.0.0.1:5432", stop: async () => undefined };
-  const dir = await mkdtemp(path.join(os.tmpdir(), "pgw-bench-"));
-  await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dataDir: dir, port: EMBEDDED_PORT, logger });
-  return { url: embedded.url, describe: "embedded PostgreSQL", stop: async () => { await embedded.stop(); await rm(dir, { recursive: true, force: true }); } };
+  return embeddedServer(EMBEDDED_PORT);
 }
 
 function pgbench(url: string, scriptFile: string): number {
@@ -238,6 +235,8 @@ async function main() {
   if (runsOf("history") > 0) reports.push(await historyPhase(historyContext, historyDatabases));
   if (runsOf("metrics") > 0) reports.push(await metricsPhase(historyContext, historyDatabases));
   await historyDatabases.drop();
+  // 8. Soak: once (minutes long), on a database of its own (soak.ts).
+  if (runsOf("soak") > 0) reports.push(await soakPhase({ admin, serverUrl: srv.url, describe: srv.describe, dbName: DB_NAME, daemonPort, receiver }));
 
   receiver.child.kill("SIGTERM");
   await dropDatabase(admin, db);
@@ -246,7 +245,6 @@ async function main() {
   await rm(work, { recursive: true, force: true });
 
   const ratio = median(plainTps) / median(captureTps);
-  const fmt = (n: number) => n.toFixed(1);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   console.log(`## ${new Date().toISOString().slice(0, 10)} — ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${srv.describe}
 
