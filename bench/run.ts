@@ -1,35 +1,42 @@
 /**
  * `npm run bench`: capture overhead (pgbench), drain throughput, end-to-end latency, one healthy
  * endpoint's latency beside a dead one (dead-endpoint) and throughput to many slow endpoints
- * (slow-endpoints), measured side by side in one run, each figure the median of BENCH_RUNS (3).
- * BENCH_ONLY=<phase> runs one phase. Needs `pgbench` on PATH and a PostgreSQL:
- * BENCH_DATABASE_URL, else the local server at 127.0.0.1:5432, else embedded Postgres.
+ * (slow-endpoints), measured side by side in one run, each figure the median of BENCH_RUNS (3);
+ * then the drain beside a million past attempts (history), /metrics at ten million log rows
+ * (metrics), both in history.ts, and a steady load under a retention of minutes (soak, soak.ts).
+ * BENCH_ONLY=<phase>[,<phase>…] runs those phases. Needs `pgbench` on PATH and a PostgreSQL:
+ * BENCH_DATABASE_URL, else the local server at 127.0.0.1:5432, else embedded Postgres (on
+ * BENCH_EMBEDDED_PORT, 54391). The bench's database is BENCH_DB_NAME (pgw_bench), dropped and
+ * created; its daemons listen on BENCH_DAEMON_PORT (18787): two benches can run side by side.
  * Prints a Markdown report (paste it into BENCHMARKS.md).
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { spawnSync } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import pg from "pg";
-import { createLogger } from "../src/logger.js";
-import { createPool } from "../src/db/pool.js";
-import { migrate } from "../src/db/migrate.js";
-import { startEmbeddedPostgres } from "../src/db/embedded-postgres.js";
-import { packageRoot } from "../src/package-info.js";
 import * as processCpu from "./process-cpu.js";
+import {
+  createDatabase, cpuCell, dropDatabase, embeddedServer, fmt, insertContacts, median, medianCpu, organizationWithEndpoint, percentile, settle, startDaemon,
+  startReceiver, steadyInserts, stopDaemon, timeUntilLogged, type CpuPerDelivery, type DrainSetup, type PhaseReport,
+} from "./harness.js";
+import { soakPhase } from "./soak.js";
+import { checkDiskSpace, historyPhase, HistoryDatabases, metricsPhase, type HistoryContext } from "./history.js";
 
-const logger = createLogger("warn");
+const DB_NAME = process.env.BENCH_DB_NAME ?? "pgw_bench";
+const DAEMON_PORT = Number(process.env.BENCH_DAEMON_PORT ?? 18787);
+const EMBEDDED_PORT = Number(process.env.BENCH_EMBEDDED_PORT ?? 54391);
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 /** Without a capture phase (BENCH_ONLY=drain), the backlog each drain run delivers. */
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 100_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
-const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints"] as const;
-const ONLY = process.env.BENCH_ONLY; // one of PHASES; unset: all of them
-if (ONLY && !(PHASES as readonly string[]).includes(ONLY)) throw new Error(`BENCH_ONLY must be one of ${PHASES.join(", ")}`);
-/** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names another phase. */
-const runsOf = (phase: (typeof PHASES)[number]) => (!ONLY || ONLY === phase ? RUNS : 0);
+const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "history", "metrics", "soak"] as const;
+const ONLY = process.env.BENCH_ONLY?.split(",").filter(Boolean); // some of PHASES; unset: all of them
+for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY must name some of ${PHASES.join(", ")}`);
+/** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names other phases only. */
+const runsOf = (phase: (typeof PHASES)[number]) => (!ONLY || ONLY.includes(phase) ? RUNS : 0);
 const LATENCY_RATE = 100;
 /** dead-endpoint: the backlog stuck at the endpoint that never answers, and the seconds of the healthy endpoint's writes measured beside it. */
 const DEAD_BACKLOG = Number(process.env.BENCH_DEAD_BACKLOG ?? 2000);
@@ -39,90 +46,11 @@ const SLOW_ENDPOINTS = Number(process.env.BENCH_SLOW_ENDPOINTS ?? 20);
 const SLOW_CONTACTS = Number(process.env.BENCH_SLOW_CONTACTS ?? 3000);
 const SLOW_DELAY_MS = Number(process.env.BENCH_SLOW_DELAY_MS ?? 200);
 
-const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? Number.NaN;
-const percentile = (values: number[], p: number) => {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-};
-
 async function server(): Promise<{ url: string; describe: string; stop(): Promise<void> }> {
   if (process.env.BENCH_DATABASE_URL) return { url: process.env.BENCH_DATABASE_URL, describe: "BENCH_DATABASE_URL", stop: async () => undefined };
   const local = "postgres://postgres@127.0.0.1:5432/postgres";
   if (spawnSync("pg_isready", ["-q", "-d", local]).status === 0) return { url: local, describe: "local PostgreSQL at 127.0.0.1:5432", stop: async () => undefined };
-  const dir = await mkdtemp(path.join(os.tmpdir(), "pgw-bench-"));
-  await chmod(dir, 0o755);
-  const embedded = await startEmbeddedPostgres({ dataDir: dir, port: 54391, logger });
-  return { url: embedded.url, describe: "embedded PostgreSQL", stop: async () => { await embedded.stop(); await rm(dir, { recursive: true, force: true }); } };
-}
-
-function inDatabase(url: string, database: string): string {
-  const parsed = new URL(url);
-  parsed.pathname = "/" + database;
-  return parsed.toString();
-}
-
-/** Receivers and daemons still running: killed if the bench exits early (an error), not left behind. */
-const children = new Set<ChildProcess>();
-process.on("exit", () => {
-  for (const child of children) child.kill("SIGKILL");
-});
-function track(child: ChildProcess): ChildProcess {
-  children.add(child);
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-type CpuPerDelivery = ReturnType<typeof processCpu.perDelivery>;
-type Receiver = { port: number; child: ChildProcess; collect(): Promise<Map<string, number>> };
-
-/**
- * A receiver in its own process (receiver-process.ts): answers at once, or `delayMs` after
- * reading each request, or never; collect() gives each received event's data.id and arrival time.
- */
-async function startReceiver(outFile: string, delayMs: number | "never" = 0): Promise<Receiver> {
-  const args = [path.join(packageRoot, "dist/bench/receiver-process.js"), outFile, String(delayMs)];
-  const child = track(spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] }));
-  let stdout = "";
-  child.stdout!.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-  while (!stdout.includes("\n")) await delay(10);
-  return {
-    port: Number(stdout.split("\n")[0]),
-    child,
-    async collect() {
-      const before = stdout.split("flushed").length;
-      child.kill("SIGUSR2");
-      while (stdout.split("flushed").length === before) await delay(10);
-      const map = new Map<string, number>();
-      for (const line of (await readFile(outFile, "utf8")).split("\n")) {
-        const [id, at] = line.split(" ");
-        if (id && at && !map.has(id)) map.set(id, Number(at));
-      }
-      return map;
-    },
-  };
-}
-
-async function startDaemon(url: string, port: number): Promise<ChildProcess> {
-  // e.g. BENCH_DAEMON_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" to profile the daemon
-  const nodeArgs = process.env.BENCH_DAEMON_NODE_ARGS?.split(" ").filter(Boolean) ?? [];
-  const child = track(spawn(process.execPath, [...nodeArgs, path.join(packageRoot, "dist/src/cli.js"), "start"], {
-    env: { PATH: process.env.PATH, DATABASE_URL: url, PORT: String(port), LOG_LEVEL: "warn",
-      WEBHOOKS_ALLOW_PRIVATE_TARGETS: "true", WEBHOOKS_ALLOW_HTTP: "true",
-      // The daemon's default concurrency unless BENCH_CONCURRENCY says otherwise.
-      ...(process.env.BENCH_CONCURRENCY ? { WEBHOOKS_CONCURRENCY: process.env.BENCH_CONCURRENCY } : {}) },
-    stdio: ["ignore", "ignore", "inherit"],
-  }));
-  for (let i = 0; i < 600; i++) {
-    if (await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false)) return child;
-    await delay(50);
-  }
-  throw new Error("daemon did not become healthy");
-}
-
-async function stopDaemon(child: ChildProcess): Promise<void> {
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGTERM");
-  await exited;
+  return embeddedServer(EMBEDDED_PORT);
 }
 
 function pgbench(url: string, scriptFile: string): number {
@@ -138,27 +66,23 @@ async function main() {
   const srv = await server();
   const admin = new pg.Client({ connectionString: srv.url });
   await admin.connect();
-  await admin.query("drop database if exists pgw_bench with (force)");
-  await admin.query("create database pgw_bench");
-  const url = inDatabase(srv.url, "pgw_bench");
-  const pool = createPool(url, { max: 4 });
-  await migrate(pool, logger);
+  if (runsOf("history") > 0 || runsOf("metrics") > 0) await checkDiskSpace(admin, { history: runsOf("history") > 0, metrics: runsOf("metrics") > 0 });
+  const db = await createDatabase(admin, srv.url, DB_NAME);
+  const { url, pool } = db;
   // The server's backends are the postmaster's children; found through one of ours (same machine only).
   const { rows: [backend] } = await pool.query<{ pid: number }>("select pg_backend_pid() as pid");
   const postmaster = processCpu.available() ? processCpu.postmasterOf(backend!.pid) : undefined;
   const work = await mkdtemp(path.join(os.tmpdir(), "pgw-bench-work-"));
   const receiver = await startReceiver(path.join(work, "received.txt"));
-  const daemonPort = 18787;
+  const daemonPort = DAEMON_PORT;
+  const drainSetup = (receiverPid: number): DrainSetup => ({ daemonPort, receiverPid, postmaster });
 
-  const { rows: [org] } = await pool.query<{ id: string }>("insert into organizations (name) values ('bench') returning id");
   // BENCH_MAX_IN_FLIGHT: the endpoint's max_in_flight (default: the column's default).
-  await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events, max_in_flight)
-                    values ($1, 'bench', $2, '{contact.created}', coalesce($3::int, 256))`,
-                   [org!.id, `http://127.0.0.1:${receiver.port}/hook`, process.env.BENCH_MAX_IN_FLIGHT ?? null]);
+  const { organizationId: orgId } = await organizationWithEndpoint(pool, "bench", `http://127.0.0.1:${receiver.port}/hook`, process.env.BENCH_MAX_IN_FLIGHT ?? null);
   // The baseline: the same table (columns, defaults, indexes, foreign key), without capture.
   await pool.query(`create table public.contacts_plain (like public.contacts including all);
                     alter table public.contacts_plain add foreign key (organization_id) references public.organizations (id);`);
-  const script = (table: string) => `insert into public.${table} (organization_id, first_name, last_name, email, phone) values ('${org!.id}', 'Ada', 'Lovelace', 'ada@example.com', '+15550100');\n`;
+  const script = (table: string) => `insert into public.${table} (organization_id, first_name, last_name, email, phone) values ('${orgId}', 'Ada', 'Lovelace', 'ada@example.com', '+15550100');\n`;
   await writeFile(path.join(work, "capture.sql"), script("contacts"));
   await writeFile(path.join(work, "plain.sql"), script("contacts_plain"));
 
@@ -171,54 +95,21 @@ async function main() {
   }
   const backlog = Number((await pool.query("select count(*) from webhooks.outbox")).rows[0].count);
 
-  // Each drain or latency run leaves tens of thousands of dead queue rows behind; a system in a
-  // steady state has autovacuum keep up with them, so each run starts vacuumed.
-  const settle = () =>
-    pool.query(`vacuum analyze webhooks.outbox, webhooks.events, webhooks.deliveries, webhooks.webhook_logs, webhooks.delivery_queue,
-                               webhooks.endpoint_states, webhooks.endpoint_claims, graphile_worker._private_jobs`);
-  // A backlog: the same rows the capture writes insert (see script), in one statement.
-  const insertContacts = (organizationId: string, count: number) =>
-    pool.query(`insert into public.contacts (organization_id, first_name, last_name, email, phone)
-                select $1, 'Ada', 'Lovelace', 'ada@example.com', '+15550100' from generate_series(1, $2)`, [organizationId, count]);
-
   // 2. Drain: the backlog the capture writes left, delivered with every attempt logged. Every run
   // drains a backlog of that size (later runs re-create it with one bulk insert), so the runs
   // compare like with like; without a capture phase, BENCH_DRAIN_EVENTS of them.
   const drainEvents = backlog > 0 && !process.env.BENCH_DRAIN_EVENTS ? backlog : DRAIN_EVENTS;
   const drainRates: number[] = [];
   const drainCpu: CpuPerDelivery[] = [];
-  /**
-   * Starts the daemon on what is queued and times it from healthy (fan-out begins only then) until
-   * `deliveries` attempts are logged (webhook_logs must start empty, its identity restarted);
-   * checks they all succeeded, and stops the daemon. With the CPU each side spent per delivery.
-   */
-  const timeUntilLogged = async (deliveries: number, receiverPid: number, phase: string) => {
-    const daemon = await startDaemon(url, daemonPort);
-    const started = performance.now();
-    const pids = { daemon: daemon.pid!, receiver: receiverPid, postmaster: postmaster ?? -1 };
-    const cpuBefore = postmaster ? processCpu.snapshot(pids) : undefined;
-    // Progress by the log's identity (an index probe): counting rows every few ms would load the server under test.
-    for (;;) {
-      const { rows } = await pool.query("select coalesce(max(id), 0)::int as n from webhooks.webhook_logs");
-      if (rows[0].n >= deliveries) break;
-      await delay(100);
-    }
-    const rate = deliveries / ((performance.now() - started) / 1000);
-    const cpu = cpuBefore ? processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), deliveries) : undefined;
-    const { rows: [check] } = await pool.query("select count(*) filter (where success)::int as ok, count(*)::int as n from webhooks.webhook_logs");
-    if (check.ok !== deliveries || check.n !== deliveries) throw new Error(`${phase}: expected ${deliveries} successful attempts, got ${check.ok} of ${check.n}`);
-    await stopDaemon(daemon);
-    return { rate, cpu };
-  };
   for (let run = 0; run < runsOf("drain"); run++) {
     if (run > 0 || backlog !== drainEvents) {
       await pool.query("truncate webhooks.outbox");
-      await insertContacts(org!.id, drainEvents);
+      await insertContacts(pool, orgId, drainEvents);
     }
-    await settle();
+    await settle(pool);
     const events = Number((await pool.query("select count(*) from webhooks.outbox")).rows[0].count);
     await pool.query("truncate webhooks.webhook_logs restart identity; truncate webhooks.deliveries; truncate webhooks.events;");
-    const { rate, cpu } = await timeUntilLogged(events, receiver.child.pid!, "drain");
+    const { rate, cpu } = await timeUntilLogged(db, drainSetup(receiver.child.pid!), events, "drain");
     drainRates.push(rate);
     if (cpu) drainCpu.push(cpu);
     await receiver.collect();
@@ -237,29 +128,19 @@ async function main() {
   const steadyLatencies = async (organizationId: string, seconds: number): Promise<number[]> => {
     await receiver.collect();
     const sentAt = new Map<string, number>();
-    const writer = new pg.Client({ connectionString: url });
-    await writer.connect();
     // Two seconds at the same rate first, not counted: a steady state, not a cold start.
     const warmup = LATENCY_RATE * 2;
-    const total = LATENCY_RATE * seconds + warmup;
-    const start = performance.now();
-    for (let i = 0; i < total; i++) {
-      const due = start + (i * 1000) / LATENCY_RATE;
-      const wait = due - performance.now();
-      if (wait > 0) await delay(wait);
-      const t0 = performance.timeOrigin + performance.now();
-      const { rows } = await writer.query<{ id: string }>("insert into public.contacts (organization_id, first_name) values ($1, 'lat') returning id", [organizationId]);
-      if (i >= warmup) sentAt.set(rows[0]!.id, t0);
-    }
-    await writer.end();
+    await steadyInserts(url, organizationId, LATENCY_RATE, LATENCY_RATE * seconds + warmup, (id, t0, i) => {
+      if (i >= warmup) sentAt.set(id, t0);
+    });
     await delay(2000);
     const received = await receiver.collect();
     return [...sentAt].map(([id, t0]) => (received.get(id) ?? Number.POSITIVE_INFINITY) - t0);
   };
   for (let run = 0; run < runsOf("latency"); run++) {
-    await settle();
+    await settle(pool);
     const daemon = await startDaemon(url, daemonPort);
-    const latencies = await steadyLatencies(org!.id, LATENCY_SECONDS);
+    const latencies = await steadyLatencies(orgId, LATENCY_SECONDS);
     p50s.push(percentile(latencies, 50));
     p99s.push(percentile(latencies, 99));
     maxes.push(Math.max(...latencies));
@@ -288,8 +169,8 @@ async function main() {
          values ($1, 'dead', $2, '{contact.created}') returning id, max_in_flight`, [orgA!.id, `http://127.0.0.1:${dead.port}/hook`]);
       await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events)
                         values ($1, 'healthy', $2, '{contact.created}')`, [orgB!.id, `http://127.0.0.1:${receiver.port}/hook`]);
-      await insertContacts(orgA!.id, DEAD_BACKLOG);
-      await settle();
+      await insertContacts(pool, orgA!.id, DEAD_BACKLOG);
+      await settle(pool);
       const daemon = await startDaemon(url, daemonPort);
       // Stuck: as many of A's deliveries in flight as its endpoint allows, the rest queued behind them.
       const stuck = Math.min(endpointA!.max_in_flight, DEAD_BACKLOG);
@@ -333,9 +214,9 @@ async function main() {
       await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events)
                         select $1, 'slow ' || i, $2 || i, '{contact.created}' from generate_series(1, $3) i`,
                        [orgSlow!.id, `http://127.0.0.1:${slow.port}/hook/`, SLOW_ENDPOINTS]);
-      await insertContacts(orgSlow!.id, SLOW_CONTACTS);
-      await settle();
-      const { rate, cpu } = await timeUntilLogged(slowDeliveries, slow.child.pid!, "slow-endpoints");
+      await insertContacts(pool, orgSlow!.id, SLOW_CONTACTS);
+      await settle(pool);
+      const { rate, cpu } = await timeUntilLogged(db, drainSetup(slow.child.pid!), slowDeliveries, "slow-endpoints");
       slowRates.push(rate);
       if (cpu) slowCpu.push(cpu);
       console.error(`slow-endpoints run ${run + 1}: ${rate.toFixed(1)} deliveries/s` +
@@ -346,18 +227,25 @@ async function main() {
     slow.child.kill("SIGTERM");
   }
 
+  // 6. History, 7. metrics: on two databases of their own (history.ts).
+  const historyContext: HistoryContext = { admin, serverUrl: srv.url, dbName: DB_NAME, setup: drainSetup(receiver.child.pid!),
+                                           receiver, runs: runsOf("history"), drainEvents: DRAIN_EVENTS };
+  const historyDatabases = new HistoryDatabases(historyContext);
+  const reports: PhaseReport[] = [];
+  if (runsOf("history") > 0) reports.push(await historyPhase(historyContext, historyDatabases));
+  if (runsOf("metrics") > 0) reports.push(await metricsPhase(historyContext, historyDatabases));
+  await historyDatabases.drop();
+  // 8. Soak: once (minutes long), on a database of its own (soak.ts).
+  if (runsOf("soak") > 0) reports.push(await soakPhase({ admin, serverUrl: srv.url, describe: srv.describe, dbName: DB_NAME, daemonPort, receiver }));
+
   receiver.child.kill("SIGTERM");
-  await pool.end();
-  await admin.query("drop database if exists pgw_bench with (force)");
+  await dropDatabase(admin, db);
   await admin.end();
   await srv.stop();
   await rm(work, { recursive: true, force: true });
 
   const ratio = median(plainTps) / median(captureTps);
-  const fmt = (n: number) => n.toFixed(1);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  const cpuCell = (c: CpuPerDelivery) => `${c.daemon.toFixed(0)} / ${c.postgres.toFixed(0)} / ${c.receiver.toFixed(0)}`;
-  const medianCpu = (runs: CpuPerDelivery[]) => (["daemon", "postgres", "receiver"] as const).map((side) => median(runs.map((c) => c[side])).toFixed(0)).join(" / ");
   console.log(`## ${new Date().toISOString().slice(0, 10)} — ${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, ${srv.describe}
 
 | measure | runs | median | target |
@@ -375,7 +263,7 @@ ${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs
 | dead endpoint: B's latency max (ms) | ${deadMaxes.map(fmt).join(", ")} | ${fmt(median(deadMaxes))} | |
 | slow endpoints: ${SLOW_ENDPOINTS} × ${SLOW_DELAY_MS} ms, ${slowDeliveries} deliveries, all logged (deliveries/s) | ${slowRates.map(fmt).join(", ")} | **${fmt(median(slowRates))}** | ≥ 2,500/s |
 ${slowCpu.length ? `| slow endpoints CPU per delivery: daemon / Postgres / receiver (µs) | ${slowCpu.map(cpuCell).join(", ")} | ${medianCpu(slowCpu)} | |
-` : ""}`);
+` : ""}${reports.flatMap((r) => r.rows).map((row) => row + "\n").join("")}${reports.flatMap((r) => r.sections).map((section) => "\n" + section + "\n").join("")}`);
 }
 
 main().catch((error: unknown) => {
