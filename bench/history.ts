@@ -180,7 +180,7 @@ select ($1::uuid[])[1 + i % cardinality($1::uuid[])], ($2::uuid[])[1 + i % cardi
  */
 async function fill(db: SetUpDatabase, what: string, sql: string, total: number, chunk: number, more: unknown[]): Promise<void> {
   const { pool } = db;
-  await pool.query("select webhooks.create_partitions(now() - make_interval(days => $1))", [HISTORY_DAYS + 1]);
+  await pool.query("call webhooks.create_partitions(now() - make_interval(days => $1))", [HISTORY_DAYS + 1]);
   const end = (await pool.query<{ end: Date }>("select now() as end")).rows[0]!.end;
   const [organizations, webhooks] = endpointArrays(db.endpoints);
   const started = performance.now();
