@@ -159,12 +159,16 @@ export function claimStatement(claims: {
             c.timeout_seconds, c.headers
        from claimed
        -- By id and partition key (carried by the queue). The planner, not knowing what a CTE holds,
-       -- may join by id alone and probe every partition per row: the arrays, computed once, leave
-       -- it only the partitions this batch touches (today's, as a rule).
+       -- may join by id alone and probe every partition per row: the array, computed once, leaves
+       -- it only the partitions this batch touches (today's, as a rule). The event is read in a
+       -- subquery, where its key is a parameter of each probe: one partition's index per row.
        join webhooks.deliveries d on d.id = claimed.delivery_id and d.created_at = claimed.delivery_created_at
         and d.created_at = any (array(select distinct k.delivery_created_at from claimed k))
-       join webhooks.events e on e.id = d.event_id and e.dispatched_at = claimed.event_dispatched_at
-        and e.dispatched_at = any (array(select distinct k.event_dispatched_at from claimed k))
+       cross join lateral (
+         select e.event_type, e.body, e.occurred_at, e.not_sent_reason, e.webhook_id from webhooks.events e
+          where e.id = d.event_id and e.dispatched_at = claimed.event_dispatched_at
+          limit 1
+       ) e
        join webhooks.webhook_configurations c on c.id = d.webhook_id`,
     values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
   };
