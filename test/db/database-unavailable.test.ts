@@ -59,7 +59,8 @@ test("a connection terminated by the server, a pool with no connection to give, 
   assert.equal(isDatabaseUnavailable(await failure(() => client.query("select 1"))), true, "terminated");
   await client.end().catch(() => undefined);
 
-  const pool = new pg.Pool({ connectionString: h.db.url, max: 1, connectionTimeoutMillis: 50 });
+  // Long enough for the one connection to be made on a loaded machine; the second waits it out.
+  const pool = new pg.Pool({ connectionString: h.db.url, max: 1, connectionTimeoutMillis: 1000 });
   const held = await pool.connect();
   try {
     const timeout = await failure(() => pool.query("select 1"));
