@@ -1,5 +1,5 @@
 import type { PoolClient } from "pg";
-import type { Pool } from "../db/pool.js";
+import { withTransaction, type Pool } from "../db/pool.js";
 
 /**
  * Runs `work` in a transaction that acts as the application role (`webhooks_app`) of one
@@ -7,19 +7,10 @@ import type { Pool } from "../db/pool.js";
  * rows (README "API and admin page"). The daemon's login may take the role: a superuser, or a
  * member of webhooks_dispatcher (sql/000018 grants it webhooks_app, without its privileges).
  */
-export async function asOrganization<T>(pool: Pool, organizationId: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query("begin");
+export function asOrganization<T>(pool: Pool, organizationId: string, work: (client: PoolClient) => Promise<T>): Promise<T> {
+  return withTransaction(pool, async (client) => {
     await client.query("set local role webhooks_app");
     await client.query("select set_config('app.organization_id', $1, true)", [organizationId]);
-    const result = await work(client);
-    await client.query("commit");
-    return result;
-  } catch (error) {
-    await client.query("rollback").catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return work(client);
+  });
 }
