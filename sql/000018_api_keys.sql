@@ -109,12 +109,24 @@ grant execute on function webhooks.authenticate_api_key(text) to webhooks_dispat
 -- The daemon serves the management API as the application of each request's organization (SET
 -- LOCAL ROLE webhooks_app, then its organization): a daemon logged in as a member of
 -- webhooks_dispatcher may take that role, without inheriting its privileges.
--- Cluster-wide roles: a migrating owner that may not change them is told what to ask for.
+-- Cluster-wide roles: changed only when not yet so (another database on the server may have done
+-- it), and a migrating owner that may not change them is told what to ask for.
 do $$
 begin
-  alter role webhooks_dispatcher noinherit;
-  grant webhooks_app to webhooks_dispatcher;
-exception when insufficient_privilege then
-  raise warning 'the management API needs: alter role webhooks_dispatcher noinherit; grant webhooks_app to webhooks_dispatcher; (as a superuser); until then a daemon logged in as a member of webhooks_dispatcher answers its requests with 500';
+  if (select r.rolinherit from pg_roles r where r.rolname = 'webhooks_dispatcher') then
+    alter role webhooks_dispatcher noinherit;
+  end if;
+  if not exists (select 1 from pg_auth_members m
+                  where m.roleid = 'webhooks_app'::regrole and m.member = 'webhooks_dispatcher'::regrole) then
+    grant webhooks_app to webhooks_dispatcher;
+  end if;
+exception
+  when insufficient_privilege then
+    raise warning 'the management API needs: alter role webhooks_dispatcher noinherit; grant webhooks_app to webhooks_dispatcher; (as a superuser); until then a daemon logged in as a member of webhooks_dispatcher answers its requests with 500';
+  when others then
+    -- Another database's migration changed the same roles at the same moment, to the same end.
+    if sqlerrm <> 'tuple concurrently updated' then
+      raise;
+    end if;
 end
 $$;
