@@ -93,9 +93,9 @@ function payloadEventId(eventId: string): string {
   return `evt_${eventId.replaceAll("-", "")}`;
 }
 
-/** A value as its column takes it: jsonb columns as JSON text. */
+/** A value as its column takes it: jsonb columns as JSON text, null (no filter) as SQL null. */
 function columnValue(field: Field, value: unknown): unknown {
-  return field === "filter" || field === "headers" ? JSON.stringify(value) : value;
+  return (field === "filter" || field === "headers") && value !== null ? JSON.stringify(value) : value;
 }
 
 async function one(client: PoolClient, text: string, values: unknown[]): Promise<WebhookRow | undefined> {

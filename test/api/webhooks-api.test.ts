@@ -90,6 +90,17 @@ test("get, patch, test, rotate and delete one webhook; the test event reaches th
   assert.equal((await call("DELETE", `/api/v1/webhooks/${id}`, keyA)).status, 404);
 });
 
+test("a filter is set as a JSON object and cleared with null", async () => {
+  const { body: hook } = await call("POST", "/api/v1/webhooks", keyA, { url: hookUrl(), events: ["*"], filter: { data: { status: "won" } } });
+  assert.deepEqual(hook.filter, { data: { status: "won" } });
+  const cleared = await call("PATCH", `/api/v1/webhooks/${String(hook.id)}`, keyA, { filter: null });
+  assert.equal(cleared.status, 200, JSON.stringify(cleared.body));
+  assert.equal(cleared.body.filter, null);
+  const { rows } = await h.db.pool.query("select filter from webhooks.webhook_configurations where id = $1", [hook.id]);
+  assert.deepEqual(rows, [{ filter: null }], "no filter: SQL null, not a JSON null");
+  await call("DELETE", `/api/v1/webhooks/${String(hook.id)}`, keyA);
+});
+
 test("a bad value is a 400 naming the field, from the schema or from the database's checks, and changes nothing", async () => {
   const { body: hook } = await call("POST", "/api/v1/webhooks", keyA, { url: hookUrl(), events: ["*"] });
   const cases: [unknown, string][] = [
