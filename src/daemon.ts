@@ -7,6 +7,7 @@ import { Dispatcher, defaultDispatcherOptions } from "./capture/dispatcher.js";
 import { DELIVERIES_CHANNEL, OUTBOX_CHANNEL, listenForWakeUps, type WakeListener } from "./capture/wake-listener.js";
 import { DaemonRegistry } from "./daemon/daemon-registry.js";
 import { StallWatch } from "./daemon/stall-watch.js";
+import { createAdminRoutes } from "./admin/admin-routes.js";
 import { createApiRoutes } from "./api/api-routes.js";
 import { createDaemonMetrics } from "./daemon/metrics.js";
 import { RetentionSchedule } from "./daemon/retention.js";
@@ -86,7 +87,7 @@ export async function startDaemon(config: Config & { databaseUrl: string }, logg
     },
     logger.scope("http"),
     intake,
-    createApiRoutes(pool),
+    [createApiRoutes(pool), createAdminRoutes(pool, logger.scope("admin"))],
   ).catch(async (error: unknown) => {
     await intake.stop().catch(() => undefined);
     await pool.end().catch(() => undefined);

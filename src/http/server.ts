@@ -35,12 +35,12 @@ export interface HttpServers {
   close(): Promise<void>;
 }
 
-/** What the management API needs (src/api/api-routes.ts); absent: no /api, /docs. */
-export type ApiRoutes = (app: FastifyInstance) => Promise<void>;
+/** Routes mounted on the public listener: the management API (src/api/api-routes.ts), the admin page (src/admin/admin-routes.ts). */
+export type Routes = (app: FastifyInstance) => Promise<void>;
 
 /**
  * The daemon's HTTP listeners (README "Configuration"): on `host`:`port` a Fastify app with
- * GET /healthz, the management API (/api/v1, its OpenAPI document and /docs) when given, and the
+ * GET /healthz, the given routes (the management API with /docs, the admin page), and the
  * inbound lead endpoint POST /v2/webhook/integration/:id (and the retired v1 path, 410); GET
  * /metrics there or on the metrics listener; POST /demo/echo when asked for. Both listeners are
  * bounded servers (connections, header and request time).
@@ -54,7 +54,7 @@ export async function startHttpServers(
   health: Health,
   logger: Logger,
   intake?: IntakeRoutes,
-  api?: ApiRoutes,
+  routes: Routes[] = [],
 ): Promise<HttpServers> {
   let metricsServer: BoundedServer | undefined;
   const metricsText = async (): Promise<string> => {
@@ -130,7 +130,7 @@ export async function startHttpServers(
       });
     });
   }
-  if (api) await app.register(api);
+  for (const mount of routes) await app.register(mount);
 
   if (options.metricsListener) {
     metricsServer = createBoundedServer(options, (req, res) => {
