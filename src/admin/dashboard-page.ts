@@ -100,7 +100,7 @@ ${endpoints.length === 0
     <td><a href="/admin/webhooks/${e.webhook_id}">${e.name}</a><div class="muted url hide-narrow">${e.url}</div></td>
     <td>${endpointState(e)}</td>
     <td class="num">${e.attempts_24h}</td>
-    <td class="num">${e.success_rate_pct === null ? "–" : `${e.success_rate_pct} %`}</td>
+    <td class="num">${e.success_rate_pct === null ? "–" : `${e.success_rate_pct.toFixed(1)} %`}</td>
     <td class="num">${ms(e.p50_ms)}</td>
     <td class="num">${ms(e.p95_ms)}</td>
     <td><a href="/admin/deliveries?webhook_id=${e.webhook_id}">Deliveries</a></td>
