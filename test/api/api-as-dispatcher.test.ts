@@ -29,3 +29,19 @@ test("the API works for a daemon that is not a superuser, and still keeps organi
   );
   assert.equal(rows[0]!.inherits, false, "the dispatcher does not inherit the application's privileges");
 });
+
+test("the admin page's sessions work for a daemon that is not a superuser", async () => {
+  const base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
+  const key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'admin') as key", [h.orgA])).rows[0]!.key;
+  const signIn = await fetch(`${base}/admin/sign-in`, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ api_key: key }),
+    redirect: "manual",
+  });
+  assert.equal(signIn.status, 303, await signIn.text());
+  const cookie = signIn.headers.get("set-cookie")!.split(";")[0]!;
+  const dashboard = await fetch(`${base}/admin`, { headers: { cookie }, redirect: "manual" });
+  assert.equal(dashboard.status, 200);
+  assert.match(await dashboard.text(), /<h1>Dashboard<\/h1>/);
+});
