@@ -31,7 +31,7 @@ export function webhookHelp(eventTypes: { name: string; description: string | nu
   <summary>What each event means</summary>
   <p>A webhook subscribes to event types, or to all of them (<code>*</code>). Each delivery is a POST whose JSON body has
   <code>id</code> (the event id, the same on every retry), <code>event</code>, <code>timestamp</code>, <code>organization_id</code> and <code>data</code>
-  (the row as written; <code>previous</code> too for updates). A receiver answers 2xx within the timeout; anything else is retried
+  (the row after the change); updates add <code>changes</code>, <code>{column: {"old": …, "new": …}}</code> for each changed column. A receiver answers 2xx within the timeout; anything else is retried
   with backoff up to the webhook's retries, then the delivery is dead (it can still be replayed).</p>
   <div class="table"><table><thead><tr><th>Event</th><th>Sent when</th></tr></thead><tbody>
   ${eventTypes.map((type) => html`<tr><td><code>${type.name}</code></td><td>${type.description ?? ""}</td></tr>`)}
