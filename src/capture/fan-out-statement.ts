@@ -35,7 +35,7 @@ export function fanOutStatement(selection: OutboxSelection): Statement {
        -- = any (array(…)): one primary-key probe per row taken, never a scan of the whole outbox.
        delete from webhooks.outbox
         where id = any (array(${byIds ? TAKE_IDS : TAKE_OLDEST}))
-       returning event_id, organization_id, event_type, data, old_data, occurred_at, webhook_id, oversized_bytes
+       returning id as outbox_id, event_id, organization_id, event_type, data, old_data, occurred_at, webhook_id, oversized_bytes
      ), built as (
        select t.*, webhooks._payload_event_id(t.event_id) as id,
               webhooks._event_body(t.event_id, t.event_type, t.occurred_at, t.organization_id, t.data, t.old_data) as body
@@ -58,9 +58,11 @@ export function fanOutStatement(selection: OutboxSelection): Statement {
                    else webhooks._event_body(${PAYLOAD_ARGUMENTS}, jsonb_build_object('id', j.data->'id'), null) end,
               j.occurred_at, j.webhook_id, j.not_sent_reason, now()
          from judged j
-     ), delivery as (
-       insert into webhooks.deliveries (organization_id, event_id, webhook_id)
-       select j.organization_id, j.id, config.id
+     ), target as (
+       -- Each matching endpoint's delivery, its id made here: the delivery and its queue row are
+       -- inserted from this one list. A fifo endpoint's delivery gets its lane (data.id).
+       select gen_random_uuid() as delivery_id, j.organization_id, j.id as event_id, config.id as webhook_id, j.outbox_id,
+              case when config.ordering = 'fifo' then webhooks._lane(j.data) end as lane
          from judged j
          join webhooks.webhook_configurations config
            on config.organization_id = j.organization_id
@@ -72,10 +74,22 @@ export function fanOutStatement(selection: OutboxSelection): Statement {
                      and (config.filter is null
                           or webhooks._event_payload(${PAYLOAD_ARGUMENTS}, j.data, j.old_data) @> config.filter)
               end
-       returning id, webhook_id, organization_id, created_at
+     ), delivery as (
+       insert into webhooks.deliveries (id, organization_id, event_id, webhook_id, created_at)
+       select t.delivery_id, t.organization_id, t.event_id, t.webhook_id, now() from target t
      ), queued as (
-       insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, delivery_created_at, event_dispatched_at)
-       select id, webhook_id, organization_id, created_at, now() from delivery
+       -- lane_position: the outbox row's id, the commit order of one row's writes (sql/000021).
+       -- A fifo delivery with an earlier one of its lane queued (or earlier in this batch) waits
+       -- at 'infinity', out of the claims' way, until the one before it ends (record-statement.ts).
+       insert into webhooks.delivery_queue (delivery_id, webhook_id, organization_id, delivery_created_at, event_dispatched_at,
+                                            lane, lane_position, due_at)
+       select t.delivery_id, t.webhook_id, t.organization_id, now(), now(), t.lane, t.outbox_id,
+              case when t.lane is not null
+                    and (row_number() over (partition by t.webhook_id, t.lane order by t.outbox_id) > 1
+                         or exists (select 1 from webhooks.delivery_queue w
+                                     where w.webhook_id = t.webhook_id and w.lane = t.lane and w.lane_position < t.outbox_id))
+                   then 'infinity'::timestamptz else now() end
+         from target t
        returning 1
      )
      select (select count(*) from judged)::int as events, (select count(*) from queued)::int as deliveries`,

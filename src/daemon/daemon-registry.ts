@@ -6,6 +6,7 @@ import type { Pool } from "../db/pool.js";
 import type { Logger } from "../logger.js";
 import { Activity } from "./activity.js";
 import { announceListener } from "../capture/wake-state.js";
+import { advanceStuckLanes } from "../delivery/lane-repair.js";
 import { releaseClaimsStatement } from "../delivery/release-claims-statement.js";
 
 export interface RegistryOptions {
@@ -57,6 +58,8 @@ export class DaemonRegistry {
         await this.activity.step(async () => {
           await this.beat();
           await this.reapStale();
+          const advanced = await advanceStuckLanes(this.pool);
+          if (advanced > 0) this.logger.info("made the first waiting delivery of fifo lanes due", { lanes: advanced });
         });
       } catch (error) {
         this.logger.warn(...this.activity.retryLine(error, this.options.heartbeatIntervalMs));

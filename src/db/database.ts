@@ -124,6 +124,8 @@ export interface WebhookConfigurationsTable {
   /** numeric: read as a string. */
   rate_limit_per_second: string | null;
   paused: boolean;
+  /** fifo: one delivery at a time per resource, in commit order (sql/000021). */
+  ordering: Generated<"none" | "fifo">;
 }
 
 /** A delivery waiting for its next attempt, or in flight (claimed), until it succeeds or is dead (sql/000011). */
@@ -140,6 +142,9 @@ export interface DeliveryQueueTable {
   /** The delivery's and its event's partition keys (sql/000017): each is found in one partition. */
   delivery_created_at: Timestamp;
   event_dispatched_at: Timestamp;
+  /** A fifo endpoint's lane (payload data.id), null otherwise; the order within it (sql/000021). */
+  lane: string | null;
+  lane_position: Generated<number>;
 }
 
 /** An endpoint's circuit breaker and rate bucket (sql/000011). */

@@ -60,6 +60,20 @@ export function lockEndpointsStatement(): Statement {
   };
 }
 
+/**
+ * Which queue row `q` may be claimed as far as ordering goes: any row of a `none` endpoint
+ * (no lane); a fifo row only as the first of its lane — no row of the lane with a smaller
+ * position (one in flight or waiting for a retry is still there) — and only once every write
+ * committed before it has been fanned out: no outbox row with a smaller id is left (two daemons
+ * fan out side by side, so a later write's delivery can be queued before an earlier one's; see
+ * sql/000021_fifo_lanes.sql). The outbox's smallest id is read once per claim.
+ */
+export const LANE_HEAD = `(q.lane is null
+       or (q.lane_position < (select coalesce(min(o.id), 9223372036854775807) from webhooks.outbox o)
+           and not exists (select 1 from webhooks.delivery_queue l
+                            where l.webhook_id = q.webhook_id and l.lane = q.lane
+                              and (l.lane_position, l.delivery_id) < (q.lane_position, q.delivery_id))))`;
+
 export function claimStatement(claims: {
   webhookIds: string[];
   ownInFlight: number[];
@@ -95,13 +109,13 @@ export function claimStatement(claims: {
             from ((select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and not q.retry and q.due_at <= now() and q.claimed_by is null
-                      and q.organization_id = a.organization_id
+                      and q.organization_id = a.organization_id and ${LANE_HEAD}
                     order by q.due_at limit a.room)
                   union all
                   (select q.delivery_id, q.retry, row_number() over (order by q.due_at) as position
                      from webhooks.delivery_queue q
                     where q.webhook_id = a.webhook_id and q.retry and q.due_at <= now() and q.claimed_by is null
-                      and q.organization_id = a.organization_id
+                      and q.organization_id = a.organization_id and ${LANE_HEAD}
                     order by q.due_at limit a.room)) x
            order by x.position, x.retry
            limit a.room

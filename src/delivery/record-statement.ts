@@ -134,7 +134,17 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
      ), finished as (
        delete from webhooks.delivery_queue q using input
         where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state <> 'failed'
-       returning q.delivery_id, q.delivery_created_at
+       returning q.delivery_id, q.delivery_created_at, q.webhook_id, q.lane, q.lane_position
+     ), promoted as (
+       -- A fifo delivery that ended (succeeded or dead) makes the next one of its lane due
+       -- (sql/000021_fifo_lanes.sql); one that will be retried stays first, and the rest wait.
+       update webhooks.delivery_queue q set due_at = now()
+         from finished f
+        where f.lane is not null and q.due_at = 'infinity'
+          and q.delivery_id = (select n.delivery_id from webhooks.delivery_queue n
+                                where n.webhook_id = f.webhook_id and n.lane = f.lane
+                                  and (n.lane_position, n.delivery_id) > (f.lane_position, f.delivery_id)
+                                order by n.lane_position, n.delivery_id limit 1)
      ), rescheduled as (
        update webhooks.delivery_queue q
           set due_at = input.retry_at, retry = true, claimed_by = null, claimed_at = null
@@ -142,7 +152,7 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
         where q.delivery_id = input.delivery_id and q.claimed_by = ${daemon} and input.state = 'failed'
        returning q.delivery_id, q.delivery_created_at
      ), released as (
-       select * from finished union all select * from rescheduled
+       select delivery_id, delivery_created_at from finished union all select * from rescheduled
      ), delivery as (
        update webhooks.deliveries d
           set state = input.state,
