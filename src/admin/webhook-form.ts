@@ -85,6 +85,7 @@ export function webhookFromForm(form: FormFields, mode: "create" | "update"): Fo
       paused: booleanField(form, "paused"),
       signature_scheme: blankToUndefined(formValue(form, "signature_scheme")),
       signature_header: blankToUndefined(formValue(form, "signature_header")),
+      ordering: blankToUndefined(formValue(form, "ordering")),
       max_in_flight: numberField(form, "max_in_flight"),
       rate_limit_per_second: rate === undefined ? (mode === "update" ? null : undefined) : Number(rate),
       filter: formValue(form, "filter") === undefined ? undefined : filterField(formValue(form, "filter")!),

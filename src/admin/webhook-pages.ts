@@ -87,14 +87,18 @@ ${csrfField(csrf)}
 </fieldset>
 <fieldset><legend>Delivery</legend>
   <label for="timeout">Timeout (seconds)</label>
-  <input type="number" id="timeout" name="timeout" min="1" max="60" value="${fieldValue(state, "timeout", webhook?.timeout)}" placeholder="10"${invalid("timeout")}>
+  <input type="number" id="timeout" name="timeout" min="1" max="60" value="${fieldValue(state, "timeout", webhook?.timeout)}" placeholder="5"${invalid("timeout")}>
   <label for="max_retries">Retries</label>
   <input type="number" id="max_retries" name="max_retries" min="0" max="25" value="${fieldValue(state, "max_retries", webhook?.max_retries)}" placeholder="5"${invalid("max_retries")}>
   <p class="hint">Failed attempts are retried with exponential backoff; after the last retry the delivery is dead (replayable).</p>
   <label for="max_in_flight">At most this many attempts at once</label>
-  <input type="number" id="max_in_flight" name="max_in_flight" min="1" max="10000" value="${fieldValue(state, "max_in_flight", webhook?.max_in_flight)}" placeholder="10"${invalid("max_in_flight")}>
+  <input type="number" id="max_in_flight" name="max_in_flight" min="1" max="1000" value="${fieldValue(state, "max_in_flight", webhook?.max_in_flight)}" placeholder="256"${invalid("max_in_flight")}>
   <label for="rate_limit_per_second">Rate limit (attempts per second, blank: none)</label>
   <input type="number" id="rate_limit_per_second" name="rate_limit_per_second" step="any" min="0" value="${fieldValue(state, "rate_limit_per_second", webhook?.rate_limit_per_second)}"${invalid("rate_limit_per_second")}>
+  <label for="ordering">Ordering</label>
+  <select id="ordering" name="ordering"${invalid("ordering")}>${(["none", "fifo"] as const).map((o) =>
+    html`<option value="${o}"${fieldValue(state, "ordering", webhook?.ordering ?? "none") === o && " selected"}>${o === "none" ? "none: as fast as possible" : "fifo: one at a time per resource, in commit order"}</option>`)}</select>
+  <p class="hint">fifo: the deliveries that concern one resource (the payload's <code>data.id</code>) are sent one at a time, in the order the writes committed; the next waits until the previous one succeeded or is dead. Different resources still go in parallel.</p>
   <label for="filter">Filter (JSON, blank: every event)</label>
   <textarea id="filter" name="filter" placeholder='{"data": {"status": "won"}}'${invalid("filter")}>${fieldValue(state, "filter", webhook?.filter ? JSON.stringify(webhook.filter) : "")}</textarea>
   <p class="hint">Only events whose payload contains this JSON object are sent.</p>

@@ -29,8 +29,9 @@ const webhookFields = {
   signature_header: z.string().min(1).max(100),
   filter: z.record(z.string(), z.unknown()).nullable().describe("Only events whose payload contains this JSON object."),
   headers: z.record(z.string(), z.string()).describe("Static headers sent with every attempt (values are never shown again)."),
-  max_in_flight: z.number().int().min(1).max(10_000),
+  max_in_flight: z.number().int().min(1).max(1000),
   rate_limit_per_second: z.number().positive().nullable(),
+  ordering: z.enum(["none", "fifo"]).describe("fifo: deliveries concerning one resource (data.id) one at a time, in commit order."),
 };
 
 export const WebhookCreate = z.object(webhookFields).partial().required({ url: true, events: true }).strict().meta({ id: "WebhookCreate" });
@@ -53,6 +54,7 @@ export const Webhook = z.object({
   headers: z.record(z.string(), z.string()).describe("Header names; every value reads [redacted]."),
   max_in_flight: z.number().int(),
   rate_limit_per_second: z.number().nullable(),
+  ordering: z.enum(["none", "fifo"]),
   failing_since: z.string().nullable(),
   created_at: z.string(),
   updated_at: z.string(),

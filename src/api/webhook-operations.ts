@@ -28,13 +28,14 @@ const COLUMN_OF_FIELD = {
   headers: "headers",
   max_in_flight: "max_in_flight",
   rate_limit_per_second: "rate_limit_per_second",
+  ordering: "ordering",
 } as const;
 type Field = keyof typeof COLUMN_OF_FIELD;
 
 /** The columns a webhook is answered with (never previous_secret; secret only where asked). */
 const SELECTED = `id, name, url, events, is_active, paused, disabled_reason, max_retries, retry_base_seconds,
                   timeout_seconds, signature_scheme, signature_header, filter, headers, max_in_flight,
-                  rate_limit_per_second::float8 as rate_limit_per_second, failing_since, created_at, updated_at,
+                  rate_limit_per_second::float8 as rate_limit_per_second, ordering, failing_since, created_at, updated_at,
                   created_at::text as created_at_key`;
 
 interface WebhookRow {
@@ -54,6 +55,7 @@ interface WebhookRow {
   headers: Record<string, string>;
   max_in_flight: number;
   rate_limit_per_second: number | null;
+  ordering: "none" | "fifo";
   failing_since: Date | null;
   created_at: Date;
   updated_at: Date;
@@ -82,6 +84,7 @@ function toWebhook(row: WebhookRow): WebhookView {
     headers: Object.fromEntries(Object.keys(row.headers).map((name) => [name, "[redacted]"])),
     max_in_flight: row.max_in_flight,
     rate_limit_per_second: row.rate_limit_per_second,
+    ordering: row.ordering,
     failing_since: row.failing_since?.toISOString() ?? null,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),

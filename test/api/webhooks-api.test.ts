@@ -71,6 +71,8 @@ test("get, patch, test, rotate and delete one webhook; the test event reaches th
   assert.equal(patched.body.max_retries, 7);
   assert.equal(patched.body.paused, true);
   assert.equal(patched.body.name, "renamed");
+  assert.equal(patched.body.ordering, "none");
+  assert.equal((await call("PATCH", `/api/v1/webhooks/${id}`, keyA, { ordering: "fifo" })).body.ordering, "fifo");
   await call("PATCH", `/api/v1/webhooks/${id}`, keyA, { paused: false });
 
   const tested = await call("POST", `/api/v1/webhooks/${id}/test`, keyA);
@@ -110,6 +112,7 @@ test("a bad value is a 400 naming the field, from the schema or from the databas
     [{ events: ["no.such.event"] }, "events"],
     [{ url: "ftp://example.com/hook" }, "url"],
     [{ signature_scheme: "md5" }, "signature_scheme"],
+    [{ ordering: "lifo" }, "ordering"],
     [{ colour: "blue" }, ""],
   ];
   for (const [change, field] of cases) {
