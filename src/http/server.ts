@@ -173,7 +173,7 @@ function answerError(error: unknown, request: FastifyRequest, reply: FastifyRepl
     return reply.code(400).send({ error: `${field || error.validationContext}: ${first?.message ?? "invalid"}`, field: field || null });
   }
   const status = (error as { statusCode?: number }).statusCode;
-  if (status !== undefined && status >= 400 && status < 500) {
+  if (status !== undefined && ((status >= 400 && status < 500) || status === 503)) {
     return reply.code(status).send({ error: (error as Error).message });
   }
   logger.error("request failed", { method: request.method, path: request.url.split("?")[0], error: describeError(error) });
