@@ -3,9 +3,10 @@ import path from "node:path";
 import cookie from "@fastify/cookie";
 import formbody from "@fastify/formbody";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
-import { describeRefusal } from "../api/api-errors.js";
+import { describeRefusal, type Refusal } from "../api/api-errors.js";
 import { getDelivery, listDeliveries, recoverWindow, replayDelivery } from "../api/delivery-operations.js";
-import { DeliveriesQuery } from "../api/schemas.js";
+import { RequestError } from "../api/request-error.js";
+import { DeliveriesQuery, IdParams, RecoverBody } from "../api/schemas.js";
 import {
   createWebhook, deleteWebhook, getWebhook, listEventTypes, listWebhooks, rotateSecret, sendTestEvent, updateWebhook,
 } from "../api/webhook-operations.js";
@@ -17,7 +18,9 @@ import { dashboardPage } from "./dashboard-page.js";
 import { deliveryLogPage, deliveryPage } from "./delivery-pages.js";
 import type { Html } from "./html.js";
 import type { PageContext, Section } from "./layout.js";
-import { errorPage, signInPage } from "./sign-in-page.js";
+import type { WebhookView } from "../api/webhook-operations.js";
+import { errorPage } from "./error-page.js";
+import { signInPage } from "./sign-in-page.js";
 import { formValue, webhookFromForm, type FormFields } from "./webhook-form.js";
 import { secretPage, webhookFormPage, webhookListPage } from "./webhook-pages.js";
 
@@ -29,21 +32,25 @@ declare module "fastify" {
 }
 
 /** Confirmations shown after a redirect, by code: the page never shows text taken from the URL. */
-const NOTICES: Record<string, string> = {
-  saved: "Saved.",
-  deleted: "Webhook deleted.",
-  test: "Test event queued: its delivery appears below within a few seconds.",
-  activated: "Webhook activated.",
-  deactivated: "Webhook deactivated: nothing is queued for it until it is active again.",
-  paused: "Webhook paused: its deliveries wait until it is resumed.",
-  resumed: "Webhook resumed.",
-  queued: "Replay queued.",
-  "already queued": "This delivery is queued already; it is sent at once.",
-  "in flight": "This delivery is being attempted right now.",
-  recovered: "Deliveries of the window queued again.",
-};
+const NOTICES = new Map<string, string>([
+  ["saved", "Saved."],
+  ["deleted", "Webhook deleted."],
+  ["test", "Test event queued: its delivery appears below within a few seconds."],
+  ["activated", "Webhook activated."],
+  ["deactivated", "Webhook deactivated: nothing is queued for it until it is active again."],
+  ["paused", "Webhook paused: its deliveries wait until it is resumed."],
+  ["resumed", "Webhook resumed."],
+  ["queued", "Replay queued."],
+  ["already queued", "This delivery is queued already; it is sent at once."],
+  ["in flight", "This delivery is being attempted right now."],
+  ["recovered", "The failed and dead deliveries of the window are queued again."],
+]);
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** The cookie that carries a new secret from the POST that made it to the one page that shows it. */
+const SECRET_COOKIE = "pgwh_admin_secret";
+
+/** A webhook's or delivery's id from the URL, or undefined for anything that is not one. */
+const idOf = (value: unknown): string | undefined => (IdParams.safeParse({ id: value }).success ? (value as string) : undefined);
 
 /** Every admin answer: no caching (secrets appear on pages), no framing, scripts and styles from here only. */
 const PAGE_HEADERS = {
@@ -73,6 +80,8 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
   return async (app: FastifyInstance): Promise<void> => {
     await app.register(async (admin) => {
       await admin.register(cookie);
+      // Forms only (urlencoded): any other body is a 415, never parsed.
+      admin.removeAllContentTypeParsers();
       await admin.register(formbody);
       admin.decorateRequest("adminSession", null);
 
@@ -80,22 +89,24 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
         reply.code(status).headers(PAGE_HEADERS).type("text/html; charset=utf-8").send(body.text);
       const context = (request: FastifyRequest, section: Section): PageContext => {
         const notice = (request.query as Record<string, unknown>).notice;
-        return { section, csrf: csrfToken(request.adminSession!), notice: typeof notice === "string" ? NOTICES[notice] : undefined };
+        return { section, csrf: csrfToken(request.adminSession!), notice: typeof notice === "string" ? NOTICES.get(notice) : undefined };
       };
       const organization = (request: FastifyRequest) => request.adminSession!.organizationId;
       const form = (request: FastifyRequest) => (request.body ?? {}) as FormFields;
-      const idParam = (request: FastifyRequest) => {
-        const id = (request.params as { id: string }).id;
-        return UUID.test(id) ? id : undefined;
-      };
+      const idParam = (request: FastifyRequest) => idOf((request.params as { id: string }).id);
+      // Behind a proxy that terminates TLS the daemon sees http: the proxy's X-Forwarded-Proto says https.
+      const secure = (request: FastifyRequest) => request.protocol === "https" || request.headers["x-forwarded-proto"] === "https";
       const notFound = (reply: FastifyReply, what: string) => send(reply, errorPage("Not found", `No ${what} here.`, true), 404);
 
-      // A request from another site's page: its Origin (sent by browsers with every POST) is not ours.
+      // A request from another site's page: the browser says so (Sec-Fetch-Site), or, from one that
+      // does not send it, its Origin is not this host (the proxy's X-Forwarded-Host, else Host).
       const crossSite = (request: FastifyRequest) => {
+        const site = request.headers["sec-fetch-site"];
+        if (typeof site === "string") return site !== "same-origin" && site !== "none";
         const origin = request.headers.origin;
         if (origin === undefined) return false;
         try {
-          return new URL(origin).host !== request.headers.host;
+          return new URL(origin).host !== (request.headers["x-forwarded-host"] ?? request.headers.host);
         } catch {
           return true;
         }
@@ -118,7 +129,7 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
         const refusal = describeRefusal(error);
         if (refusal) return send(reply, errorPage(refusal.status === 404 ? "Not found" : "Refused", refusal.error, true), refusal.status);
         const status = (error as { statusCode?: number }).statusCode;
-        if (status !== undefined && status >= 400 && status < 500) return send(reply, errorPage("Refused", (error as Error).message, true), status);
+        if (status !== undefined && ((status >= 400 && status < 500) || status === 503)) return send(reply, errorPage("Refused", (error as Error).message, true), status);
         logger.error("admin request failed", { method: request.method, path: request.url.split("?")[0], error: describeError(error) });
         return send(reply, errorPage("Something went wrong", "The request failed; the daemon's log has the details.", true), 500);
       });
@@ -138,7 +149,7 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
         if (!session) return send(reply, signInPage("That is not an API key in use: check it, or create one with pg-webhooks api-key create."), 401);
         return reply
           .setCookie(SESSION_COOKIE, session.token, {
-            path: "/admin", httpOnly: true, sameSite: "strict", secure: request.protocol === "https", expires: session.expiresAt,
+            path: "/admin", httpOnly: true, sameSite: "strict", secure: secure(request), expires: session.expiresAt,
           })
           .code(303).header("location", "/admin").send();
       });
@@ -160,22 +171,44 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
         send(reply, webhookFormPage(context(request, "webhooks"), await eventTypes(request), {})));
 
       // A form the database or the schema refuses comes back as typed, with the reason and the field marked.
-      const refusedForm = async (request: FastifyRequest, reply: FastifyReply, error: unknown, webhookId?: string) => {
+      const refusedForm = async (request: FastifyRequest, reply: FastifyReply, refusal: Refusal, webhook?: WebhookView) =>
+        send(reply, webhookFormPage(context(request, "webhooks"), await eventTypes(request), { webhook, form: form(request), error: refusal }), refusal.status);
+      const formRefusal = (parsed: { error: string; field: string | null }): Refusal => ({ status: 400, error: parsed.error, field: parsed.field });
+      const refusalOf = (error: unknown): Refusal => {
         const refusal = describeRefusal(error);
-        if (!refusal || refusal.status === 404) throw error;
-        const webhook = webhookId ? await getWebhook(pool, organization(request), webhookId) : undefined;
-        return send(reply, webhookFormPage(context(request, "webhooks"), await eventTypes(request), { webhook, form: form(request), error: refusal }), refusal.status);
+        if (!refusal || refusal.status === 404 || refusal.status === 503) throw error;
+        return refusal;
       };
+
+      // A new secret is shown once, on a page of its own: the POST that made it redirects there with
+      // the secret in a short-lived HttpOnly cookie scoped to that page, which the page clears. A
+      // reload shows it no more, and never makes (or rotates) another.
+      const showSecret = (request: FastifyRequest, reply: FastifyReply, webhookId: string, secret: string, created: boolean) =>
+        reply
+          .setCookie(SECRET_COOKIE, secret, {
+            path: `/admin/webhooks/${webhookId}/secret`, httpOnly: true, sameSite: "strict", secure: secure(request), maxAge: 300,
+          })
+          .code(303).header("location", `/admin/webhooks/${webhookId}/secret${created ? "?created=1" : ""}`).send();
 
       admin.post("/webhooks", async (request, reply) => {
         const parsed = webhookFromForm(form(request), "create");
-        if (!parsed.ok) return refusedForm(request, reply, { code: "22023", message: parsed.error, column: parsed.field });
+        if (!parsed.ok) return refusedForm(request, reply, formRefusal(parsed));
+        let created;
         try {
-          const created = await createWebhook(pool, organization(request), parsed.body);
-          return send(reply, secretPage(context(request, "webhooks"), created, created.secret, true), 201);
+          created = await createWebhook(pool, organization(request), parsed.body);
         } catch (error) {
-          return refusedForm(request, reply, error);
+          return refusedForm(request, reply, refusalOf(error));
         }
+        return showSecret(request, reply, created.id, created.secret, true);
+      });
+
+      admin.get("/webhooks/:id/secret", async (request, reply) => {
+        const id = idParam(request);
+        const webhook = id && (await getWebhook(pool, organization(request), id));
+        if (!webhook) return notFound(reply, "webhook");
+        const secret = request.cookies[SECRET_COOKIE];
+        reply.clearCookie(SECRET_COOKIE, { path: `/admin/webhooks/${webhook.id}/secret` });
+        return send(reply, secretPage(context(request, "webhooks"), webhook, secret, (request.query as { created?: unknown }).created === "1"));
       });
 
       admin.get("/webhooks/:id", async (request, reply) => {
@@ -187,14 +220,14 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
 
       admin.post("/webhooks/:id", async (request, reply) => {
         const id = idParam(request);
-        if (!id) return notFound(reply, "webhook");
+        const webhook = id && (await getWebhook(pool, organization(request), id));
+        if (!webhook) return notFound(reply, "webhook");
         const parsed = webhookFromForm(form(request), "update");
-        if (!parsed.ok) return refusedForm(request, reply, { code: "22023", message: parsed.error, column: parsed.field }, id);
+        if (!parsed.ok) return refusedForm(request, reply, formRefusal(parsed), webhook);
         try {
-          const updated = await updateWebhook(pool, organization(request), id, parsed.body);
-          if (!updated) return notFound(reply, "webhook");
+          if (!(await updateWebhook(pool, organization(request), webhook.id, parsed.body))) return notFound(reply, "webhook");
         } catch (error) {
-          return refusedForm(request, reply, error, id);
+          return refusedForm(request, reply, refusalOf(error), webhook);
         }
         return reply.code(303).header("location", "/admin/webhooks?notice=saved").send();
       });
@@ -219,10 +252,8 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
 
       admin.post("/webhooks/:id/rotate-secret", async (request, reply) => {
         const id = idParam(request);
-        const webhook = id && (await getWebhook(pool, organization(request), id));
-        if (!webhook) return notFound(reply, "webhook");
-        const secret = await rotateSecret(pool, organization(request), webhook.id);
-        return send(reply, secretPage(context(request, "webhooks"), webhook, secret, false));
+        if (!id) return notFound(reply, "webhook");
+        return showSecret(request, reply, id, await rotateSecret(pool, organization(request), id), false);
       });
 
       admin.post("/webhooks/:id/delete", async (request, reply) => {
@@ -234,35 +265,36 @@ export function createAdminRoutes(pool: Pool, logger: Logger) {
       admin.post("/webhooks/:id/recover", async (request, reply) => {
         const id = idParam(request);
         if (!id) return notFound(reply, "webhook");
-        // datetime-local fields, read as UTC (the form says so).
+        // datetime-local fields (to the minute or the second), read as UTC (the form says so);
+        // then the API's own schema of a window.
         const utc = (name: string) => {
           const value = formValue(form(request), name)?.trim();
-          if (!value) return undefined;
-          if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d)?$/.test(value)) throw Object.assign(new Error(`${name}: not a date and time`), { statusCode: 400 });
-          return `${value}Z`;
+          return value ? `${value}${/T\d\d:\d\d$/.test(value) ? ":00" : ""}Z` : undefined;
         };
-        const since = utc("since");
-        if (!since) throw Object.assign(new Error("since: required"), { statusCode: 400 });
-        const queued = await recoverWindow(pool, organization(request), id, { since, until: utc("until") });
-        return reply.code(303).header("location", `/admin/deliveries?webhook_id=${id}&notice=recovered&queued=${queued}`).send();
+        const window = RecoverBody.safeParse({ since: utc("since"), until: utc("until") });
+        if (!window.success) {
+          const field = window.error.issues[0]?.path.join(".") || "since";
+          throw new RequestError(400, `${field}: not a date and time`, field);
+        }
+        await recoverWindow(pool, organization(request), id, window.data);
+        return reply.code(303).header("location", `/admin/deliveries?webhook_id=${id}&notice=recovered`).send();
       });
 
       admin.get("/deliveries", async (request, reply) => {
         const query = request.query as Record<string, unknown>;
         const blank = (value: unknown) => (value === "" ? undefined : value);
         const filter = DeliveriesQuery.safeParse({ status: blank(query.status), event_type: blank(query.event_type), cursor: blank(query.cursor), limit: 50 });
-        const webhookId = typeof query.webhook_id === "string" && UUID.test(query.webhook_id) ? query.webhook_id : undefined;
+        const webhookId = blank(query.webhook_id) === undefined ? undefined : idOf(query.webhook_id);
         if (!filter.success || (blank(query.webhook_id) !== undefined && !webhookId)) {
           return send(reply, errorPage("Refused", "These filters are not valid.", true), 400);
         }
-        const [page, webhooks, types] = await Promise.all([
-          listDeliveries(pool, organization(request), webhookId ?? null, filter.data),
-          listWebhooks(pool, organization(request), { limit: 100 }),
-          eventTypes(request),
-        ]);
-        const pageContext = context(request, "deliveries");
-        if (query.notice === "recovered") pageContext.notice = `${Number(query.queued) || 0} failed or dead deliveries of the window queued again.`;
-        return send(reply, deliveryLogPage(pageContext, { ...filter.data, webhook_id: webhookId }, page.data, page.next_cursor, webhooks.data, types.map((t) => t.name)));
+        const chosen = webhookId ? await getWebhook(pool, organization(request), webhookId) : undefined;
+        if (webhookId && !chosen) return notFound(reply, "webhook");
+        const page = await listDeliveries(pool, organization(request), webhookId ?? null, filter.data);
+        const webhooks = (await listWebhooks(pool, organization(request), { limit: 100 })).data;
+        if (chosen && !webhooks.some((w) => w.id === chosen.id)) webhooks.push(chosen);
+        const types = await eventTypes(request);
+        return send(reply, deliveryLogPage(context(request, "deliveries"), { ...filter.data, webhook_id: webhookId }, page.data, page.next_cursor, webhooks, types.map((t) => t.name)));
       });
 
       admin.get("/deliveries/:id", async (request, reply) => {

@@ -2,7 +2,7 @@ import type { z } from "zod";
 import type { DeliveriesFilter, DeliveryView } from "../api/delivery-operations.js";
 import { DELIVERY_STATES, type DeliveryWithAttempts } from "../api/schemas.js";
 import type { WebhookView } from "../api/webhook-operations.js";
-import { attemptOutcome } from "./dashboard-page.js";
+import { attemptOutcome } from "./badges.js";
 import { html, type Html } from "./html.js";
 import { formatTime, page, postButton, type PageContext } from "./layout.js";
 
@@ -56,6 +56,9 @@ ${nextCursor && html`<p><a href="/admin/deliveries?${query({ webhook_id: filter.
 </div>`);
 }
 
+/** A delivery's page shows its latest attempts, however often it was replayed. */
+const ATTEMPTS_SHOWN = 50;
+
 function headersBlock(headers: Record<string, unknown> | null): string {
   if (!headers) return "";
   return Object.entries(headers).map(([name, value]) => `${name}: ${Array.isArray(value) ? value.join(", ") : String(value)}`).join("\n");
@@ -78,9 +81,10 @@ export function deliveryPage(context: PageContext, delivery: z.infer<typeof Deli
 <p class="hint">Replay sends this delivery again now, with the same event id; its attempt numbers continue.</p>
 <h2>Attempts</h2>
 <div id="attempts" data-live>
+${delivery.attempts.length > ATTEMPTS_SHOWN && html`<p class="hint">The latest ${ATTEMPTS_SHOWN} of ${delivery.attempts.length} attempts; the rest are in webhooks.webhook_logs and the API.</p>`}
 ${delivery.attempts.length === 0
     ? html`<p class="muted">No attempt yet.</p>`
-    : delivery.attempts.map((a) => html`<section class="attempt">
+    : delivery.attempts.slice(-ATTEMPTS_SHOWN).map((a) => html`<section class="attempt">
   <p><strong>Attempt ${a.attempt}</strong> · ${formatTime(a.created_at)} · ${attemptOutcome(a)}${a.duration_ms !== null && html` · ${a.duration_ms} ms`}</p>
   <p class="url muted">POST ${a.url}</p>
   ${a.error && html`<p class="error">${a.error}</p>`}

@@ -13,9 +13,3 @@ ${error && html`<p class="error" role="alert">${error}</p>`}
   <p><button type="submit" class="primary">Sign in</button></p>
 </form>`);
 }
-
-/** A page for an error before or outside a form (not found, a refused action). */
-export function errorPage(title: string, message: string, signedIn: boolean): Html {
-  return publicPage(title, html`<p class="error" role="alert">${message}</p>
-<p><a href="${signedIn ? "/admin" : "/admin/sign-in"}">${signedIn ? "Back to the dashboard" : "Sign in"}</a></p>`);
-}

@@ -30,6 +30,17 @@ function booleanField(form: FormFields, name: string): boolean | undefined {
   return value === undefined ? undefined : value === "true" || value === "on";
 }
 
+/**
+ * A switch the edit form shows (is_active, paused), only when the form changed it: the form
+ * carries what it showed (was_<name>), so saving other settings does not undo a change made
+ * meanwhile (the circuit breaker disabling the endpoint, say).
+ */
+function changedBoolean(form: FormFields, name: string): boolean | undefined {
+  const value = booleanField(form, name);
+  const shown = formValue(form, `was_${name}`);
+  return shown !== undefined && String(value) === shown ? undefined : value;
+}
+
 class FieldError extends Error {
   constructor(readonly field: string, message: string) {
     super(message);
@@ -48,8 +59,12 @@ function headersField(text: string): Record<string, string> {
   return headers;
 }
 
+/** The database keeps a filter of at most 4 KiB: a longer text is refused before it is parsed. */
+const MAX_FILTER_TEXT = 4096;
+
 function filterField(text: string): Record<string, unknown> | null {
   if (text.trim() === "") return null;
+  if (text.length > MAX_FILTER_TEXT) throw new FieldError("filter", `filter: longer than ${MAX_FILTER_TEXT} characters`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
@@ -81,8 +96,8 @@ export function webhookFromForm(form: FormFields, mode: "create" | "update"): Fo
       events,
       max_retries: numberField(form, "max_retries"),
       timeout: numberField(form, "timeout"),
-      is_active: booleanField(form, "is_active"),
-      paused: booleanField(form, "paused"),
+      is_active: changedBoolean(form, "is_active"),
+      paused: changedBoolean(form, "paused"),
       signature_scheme: blankToUndefined(formValue(form, "signature_scheme")),
       signature_header: blankToUndefined(formValue(form, "signature_header")),
       ordering: blankToUndefined(formValue(form, "ordering")),

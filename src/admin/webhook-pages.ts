@@ -1,5 +1,5 @@
 import type { WebhookView } from "../api/webhook-operations.js";
-import { endpointState } from "./dashboard-page.js";
+import { endpointState } from "./badges.js";
 import { webhookHelp } from "./help.js";
 import { html, type Html } from "./html.js";
 import { csrfField, formatTime, page, postButton, type PageContext } from "./layout.js";
@@ -63,6 +63,9 @@ export function webhookFormPage(context: PageContext, eventTypes: EventTypeRow[]
   const all = state.form ? formValue(state.form, "all_events") === "true" : chosen.has("*");
   const action = webhook ? `/admin/webhooks/${webhook.id}` : "/admin/webhooks";
   const header = (name: string) => fieldValue(state, name, undefined);
+  // Subscriptions the form has no box for (webhook.test, set through SQL or the API) are kept.
+  const offered = eventTypes.filter((t) => t.name !== "webhook.test");
+  const kept = [...chosen].filter((name) => name !== "*" && !offered.some((t) => t.name === name));
   return page(webhook ? `Edit ${webhook.name}` : "New webhook", context, html`
 ${error && html`<p class="error" role="alert" id="form-error">${error.error}</p>`}
 <form method="post" action="${action}" id="webhook-form">
@@ -73,6 +76,7 @@ ${csrfField(csrf)}
   <p class="hint">Where each event is POSTed. https:// (http:// and private addresses only where the daemon allows them).</p>
   <label for="name">Name</label>
   <input type="text" id="name" name="name" maxlength="200" placeholder="defaults to the URL's host" value="${fieldValue(state, "name", webhook?.name)}"${invalid("name")}>
+  ${webhook && html`<input type="hidden" name="was_is_active" value="${String(webhook.is_active)}"><input type="hidden" name="was_paused" value="${String(webhook.paused)}">`}
   <input type="hidden" name="is_active" value="false">
   <label class="check"><input type="checkbox" name="is_active" value="true"${checked(state, "is_active", webhook?.is_active ?? true) && " checked"}> Active: events are delivered (inactive: nothing is queued for it)</label>
   <input type="hidden" name="paused" value="false">
@@ -81,8 +85,9 @@ ${csrfField(csrf)}
 <fieldset${invalid("events")}><legend>Events</legend>
   <input type="hidden" name="all_events" value="false">
   <label class="check"><input type="checkbox" name="all_events" value="true"${all && " checked"}> All events (<code>*</code>), including ones added later</label>
-  <div class="events">${eventTypes.filter((t) => t.name !== "webhook.test").map((t) => html`
+  <div class="events">${offered.map((t) => html`
     <label class="check" title="${t.description ?? ""}"><input type="checkbox" name="events" value="${t.name}"${chosen.has(t.name) && " checked"}> <code>${t.name}</code></label>`)}</div>
+  ${kept.length > 0 && html`<p class="hint">Also subscribed (kept as they are): ${kept.map((name, i) => html`${i > 0 && ", "}<code>${name}</code><input type="hidden" name="events" value="${name}">`)}</p>`}
   <p class="hint">What each event means: see "What each event means" on <a href="/admin/webhooks#help-events">the webhooks page</a>. <code>webhook.test</code> is sent by "Send test" whatever is chosen.</p>
 </fieldset>
 <fieldset><legend>Delivery</legend>
@@ -141,8 +146,16 @@ function localUtc(time: number): string {
   return new Date(time).toISOString().slice(0, 19);
 }
 
-/** After create or rotate: the secret, once. */
-export function secretPage(context: PageContext, webhook: { id: string; name: string }, secret: string, created: boolean): Html {
+/** After create or rotate: the secret, once (undefined: it was shown already). */
+export function secretPage(context: PageContext, webhook: { id: string; name: string }, secret: string | undefined, created: boolean): Html {
+  if (secret === undefined) {
+    return page("Secret", context, html`
+<p>The secret of <strong>${webhook.name}</strong> was shown once and is not shown again. If it was lost, rotate it: the old one keeps signing for 24 hours.</p>
+<div class="actions">
+  ${postButton(`/admin/webhooks/${webhook.id}/rotate-secret`, "Rotate secret", context.csrf, { confirm: "Make a new secret? The old one keeps signing for 24 hours." })}
+  <a class="button" href="/admin/webhooks/${webhook.id}">Edit ${webhook.name}</a>
+</div>`);
+  }
   return page(created ? "Webhook created" : "Secret rotated", context, html`
 <p>${created ? html`<strong>${webhook.name}</strong> is created.` : html`<strong>${webhook.name}</strong> has a new secret; the old one keeps signing for 24 hours.`}
 This is its signing secret. It is shown <strong>this once</strong>: copy it to the receiver now.</p>

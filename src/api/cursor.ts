@@ -1,3 +1,5 @@
+import { RequestError } from "./request-error.js";
+
 /**
  * The API's keyset cursors: the last row's (created_at, id), so rows inserted meanwhile never
  * shift a page. created_at travels as Postgres printed it (microseconds kept).
@@ -13,7 +15,7 @@ export function decodeCursor(cursor: string | undefined): [string, string] | [nu
   if (!cursor) return [null, null];
   const [at, id] = Buffer.from(cursor, "base64url").toString().split("|");
   if (!at || !id || !UUID.test(id) || !TIMESTAMP.test(at)) {
-    throw Object.assign(new Error("cursor: not a cursor this API gave"), { statusCode: 400 });
+    throw new RequestError(400, "cursor: not a cursor this API gave", "cursor");
   }
   return [at, id];
 }

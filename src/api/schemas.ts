@@ -14,6 +14,22 @@ export const ErrorBody = z.object({
 
 const SIGNATURE_SCHEMES = ["standard", "hmac-hex", "hmac-prefixed", "hmac-timestamped"] as const;
 
+/** How deep a JSON value nests, counted without recursion: a hostile body may nest thousands deep. */
+function depthOf(value: unknown): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop()!;
+    if (item === null || typeof item !== "object") continue;
+    deepest = Math.max(deepest, depth);
+    for (const child of Object.values(item)) stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** A filter nests at most this deep (the database also bounds its size). */
+export const MAX_FILTER_DEPTH = 32;
+
 /** What a client may set on a webhook (POST: url and events required; PATCH: any of them). */
 const webhookFields = {
   url: z.string().min(1).max(2048).describe("Absolute https:// URL (http:// only where the daemon allows it)."),
@@ -27,7 +43,9 @@ const webhookFields = {
   paused: z.boolean().describe("Deliveries wait, and are sent once unpaused."),
   signature_scheme: z.enum(SIGNATURE_SCHEMES),
   signature_header: z.string().min(1).max(100),
-  filter: z.record(z.string(), z.unknown()).nullable().describe("Only events whose payload contains this JSON object."),
+  filter: z.record(z.string(), z.unknown()).nullable()
+    .refine((filter) => filter === null || depthOf(filter) <= MAX_FILTER_DEPTH, `nested more than ${MAX_FILTER_DEPTH} levels deep`)
+    .describe("Only events whose payload contains this JSON object."),
   headers: z.record(z.string(), z.string()).describe("Static headers sent with every attempt (values are never shown again)."),
   max_in_flight: z.number().int().min(1).max(1000),
   rate_limit_per_second: z.number().positive().nullable(),

@@ -27,13 +27,29 @@ interface Page {
   headers: Headers;
 }
 
-/** A signed-in browser's requests: its session cookie, and its pages' CSRF token. */
+/** A signed-in browser's requests: its cookies (by name; every path), and its pages' CSRF token. */
 class Visitor {
-  cookie = "";
+  cookies = new Map<string, string>();
   csrf = "";
+
+  get cookie(): string {
+    return [...this.cookies].map(([name, value]) => `${name}=${value}`).join("; ");
+  }
+
+  private keep(response: Response): void {
+    for (const line of response.headers.getSetCookie()) {
+      const [pair, ...attributes] = line.split(";");
+      const name = pair!.slice(0, pair!.indexOf("="));
+      const value = pair!.slice(pair!.indexOf("=") + 1);
+      const expired = attributes.some((a) => /^\s*expires=Thu, 01 Jan 1970/i.test(a)) || value === "";
+      if (expired) this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
 
   async get(path: string): Promise<Page> {
     const response = await fetch(`${base}${path}`, { headers: { cookie: this.cookie }, redirect: "manual" });
+    this.keep(response);
     const page = { status: response.status, location: response.headers.get("location"), text: await response.text(), headers: response.headers };
     this.csrf = /name="_csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? this.csrf;
     return page;
@@ -50,8 +66,7 @@ class Visitor {
       body,
       redirect: "manual",
     });
-    const setCookie = response.headers.get("set-cookie");
-    if (setCookie) this.cookie = setCookie.split(";")[0]!;
+    this.keep(response);
     return { status: response.status, location: response.headers.get("location"), text: await response.text(), headers: response.headers };
   }
 
@@ -134,7 +149,7 @@ test("a form without the session's CSRF token, or sent from another site, is ref
   assert.equal((await visitor.post("/admin/webhooks", fields, { origin: "https://evil.example" })).status, 403);
   assert.equal((await new Visitor().post("/admin/sign-in", { api_key: keyA }, { csrf: null, origin: "https://evil.example" })).status, 403);
   assert.equal(await webhookOf(h.orgA, "csrf-target"), undefined);
-  assert.equal((await visitor.post("/admin/webhooks", fields)).status, 201, "with the token it is created");
+  assert.match((await visitor.post("/admin/webhooks", fields)).location ?? "", /\/secret\?created=1$/, "with the token it is created");
 });
 
 test("create, edit, deactivate, pause, rotate and delete through the forms", async () => {
@@ -144,9 +159,14 @@ test("create, edit, deactivate, pause, rotate and delete through the forms", asy
     url: hookUrl(), name: "forms", events: ["contact.created", "deal.created"], is_active: ["false", "true"], paused: "false",
     timeout: "12", max_retries: "", headers: "Authorization: Bearer s3cret\nX-Team: crm", filter: "",
   });
-  assert.equal(created.status, 201, created.text);
   const hook = (await webhookOf(h.orgA, "forms"))!;
-  assert.ok(created.text.includes(hook.secret), "the secret is shown on creation");
+  assert.equal(created.location, `/admin/webhooks/${hook.id}/secret?created=1`, created.text);
+  const shown = await visitor.get(created.location!);
+  assert.ok(shown.text.includes(hook.secret), "the secret is shown on creation");
+  const again = await visitor.get(created.location!);
+  assert.ok(!again.text.includes(hook.secret), "once: a reload does not show it again");
+  assert.match(again.text, /shown once/);
+  assert.equal((await h.db.pool.query("select 1 from webhooks.webhook_configurations where name = 'forms'")).rowCount, 1, "nor make another");
   assert.deepEqual(hook.events, ["contact.created", "deal.created"]);
   assert.deepEqual(hook.headers, { Authorization: "Bearer s3cret", "X-Team": "crm" });
 
@@ -170,7 +190,9 @@ test("create, edit, deactivate, pause, rotate and delete through the forms", asy
   const rotated = await visitor.post(`/admin/webhooks/${hook.id}/rotate-secret`, {});
   const secret = (await webhookOf(h.orgA, "forms"))!.secret;
   assert.notEqual(secret, hook.secret);
-  assert.ok(rotated.text.includes(secret), "the new secret is shown once");
+  assert.ok((await visitor.get(rotated.location!)).text.includes(secret), "the new secret is shown once");
+  assert.ok(!(await visitor.get(rotated.location!)).text.includes(secret), "a reload neither shows it nor rotates again");
+  assert.equal((await webhookOf(h.orgA, "forms"))!.secret, secret);
 
   assert.equal((await visitor.post(`/admin/webhooks/${hook.id}/delete`, {})).location, "/admin/webhooks?notice=deleted");
   assert.equal(await webhookOf(h.orgA, "forms"), undefined);
@@ -226,7 +248,7 @@ test("a tenant's text is shown as text: a webhook named <script> and a response 
   const visitor = await signedIn(keyA);
   await visitor.get("/admin/webhooks/new");
   const created = await visitor.post("/admin/webhooks", { url: receiver.url, name: "<script>alert(1)</script>", events: "contact.created" });
-  assert.equal(created.status, 201, created.text);
+  assert.equal(created.status, 303, created.text);
   const list = await visitor.get("/admin/webhooks");
   assert.ok(list.text.includes("&lt;script&gt;alert(1)&lt;/script&gt;"));
   assert.ok(!list.text.includes("<script>alert"), "never as markup");
@@ -277,8 +299,8 @@ test("the log filters by endpoint, status and event type; a delivery's page show
   fail = false;
   const since = new Date(Date.now() - 3600_000).toISOString().slice(0, 19);
   const recovered = await visitor.post(`/admin/webhooks/${hook.id}/recover`, { since, until: "" });
-  assert.equal(recovered.location, `/admin/deliveries?webhook_id=${hook.id}&notice=recovered&queued=1`);
-  assert.match((await visitor.get(recovered.location!)).text, /1 failed or dead deliveries of the window queued again/);
+  assert.equal(recovered.location, `/admin/deliveries?webhook_id=${hook.id}&notice=recovered`);
+  assert.match((await visitor.get(recovered.location!)).text, /failed and dead deliveries of the window are queued again/);
   await waitFor("every delivery succeeded", async () =>
     (await h.db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1 and state <> 'succeeded'", [hook.id])).rowCount === 0);
   assert.equal((await visitor.post(`/admin/webhooks/${hook.id}/recover`, { since: "yesterday" })).status, 400);
@@ -311,4 +333,87 @@ test("assets are served by the daemon; pages load nothing from elsewhere", async
     assert.ok((await response.text()).length > 100);
   }
   assert.equal((await fetch(`${base}/admin/assets/../../package.json`)).status, 404);
+});
+
+test("behind a proxy: a same-origin form passes when the proxy rewrote Host; a browser's cross-site flag is refused", async () => {
+  const visitor = await signedIn(keyA);
+  await visitor.get("/admin/webhooks/new");
+  const fields = { url: hookUrl(), name: "via-proxy", events: "contact.created" };
+  const post = (headers: Record<string, string>) =>
+    fetch(`${base}/admin/webhooks`, {
+      method: "POST", redirect: "manual",
+      headers: { cookie: visitor.cookie, "content-type": "application/x-www-form-urlencoded", ...headers },
+      body: new URLSearchParams({ _csrf: visitor.csrf, ...fields }),
+    });
+  assert.equal((await post({ origin: "https://admin.example.com", "sec-fetch-site": "cross-site" })).status, 403);
+  assert.equal((await post({ origin: "https://evil.example", "x-forwarded-host": "admin.example.com" })).status, 403);
+  assert.equal(await webhookOf(h.orgA, "via-proxy"), undefined);
+  assert.equal((await post({ origin: "https://admin.example.com", "x-forwarded-host": "admin.example.com" })).status, 303);
+  assert.equal((await post({ origin: "https://admin.example.com", "sec-fetch-site": "same-origin" })).status, 303);
+});
+
+test("hostile requests get clear 4xx pages and change nothing: a JSON body, a filter nested thousands deep, a notice naming Object's prototype", async () => {
+  const visitor = await signedIn(keyA);
+  await visitor.get("/admin/webhooks/new");
+  const json = await fetch(`${base}/admin/webhooks`, {
+    method: "POST", redirect: "manual",
+    headers: { cookie: visitor.cookie, "content-type": "application/json" },
+    body: JSON.stringify({ _csrf: visitor.csrf, name: 123, url: hookUrl(), events: "contact.created" }),
+  });
+  assert.equal(json.status, 415);
+  const deep = "[".repeat(3000) + "]".repeat(3000);
+  for (const filter of [`{"a": ${deep}}`, `{"a": "${"x".repeat(5000)}"}`]) {
+    const answer = await visitor.post("/admin/webhooks", { url: hookUrl(), name: "deep", events: "contact.created", filter });
+    assert.equal(answer.status, 400, answer.text.slice(0, 200));
+    assert.match(/id="form-error">([^<]*)</.exec(answer.text)?.[1] ?? "", /^filter/);
+  }
+  let nested: unknown = {};
+  for (let i = 0; i < 3000; i++) nested = { a: nested };
+  const api = await fetch(`${base}/api/v1/webhooks`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${keyA}`, "content-type": "application/json" },
+    body: JSON.stringify({ url: hookUrl(), events: ["*"], name: "deep", filter: nested }),
+  });
+  assert.equal(api.status, 400);
+  assert.equal(((await api.json()) as { field: string }).field, "filter");
+  assert.equal(await webhookOf(h.orgA, "deep"), undefined);
+  for (const notice of ["constructor", "__proto__", "toString"]) {
+    const page = await visitor.get(`/admin/webhooks?notice=${notice}`);
+    assert.equal(page.status, 200);
+    assert.ok(!page.text.includes("native code") && !page.text.includes("[object") && !page.text.includes(`class="notice"`), notice);
+  }
+});
+
+test("saving the edit form keeps what it does not show or did not change: a webhook.test subscription, a deactivation made meanwhile", async () => {
+  const visitor = await signedIn(keyA);
+  const { rows } = await h.db.pool.query<{ id: string }>(
+    "insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'kept', $2, '{webhook.test,contact.created}') returning id",
+    [h.orgA, hookUrl()]);
+  const id = rows[0]!.id;
+  const edit = await visitor.get(`/admin/webhooks/${id}`);
+  // The form as the browser would send it unchanged: every named input's value (checked boxes only).
+  const fields = new URLSearchParams();
+  for (const match of edit.text.matchAll(/<input([^>]*)>/g)) {
+    const attributes = match[1]!;
+    const name = /name="([^"]+)"/.exec(attributes)?.[1];
+    const type = /type="([^"]+)"/.exec(attributes)?.[1];
+    if (!name || name === "_csrf" || ((type === "checkbox") && !attributes.includes(" checked"))) continue;
+    fields.append(name, /value="([^"]*)"/.exec(attributes)?.[1] ?? "");
+  }
+  await h.db.pool.query("update webhooks.webhook_configurations set is_active = false where id = $1", [id]);
+  const body: Record<string, string[]> = {};
+  for (const [name, value] of fields) body[name] = [...(body[name] ?? []), value];
+  const saved = await visitor.post(`/admin/webhooks/${id}`, { ...body, name: "kept and renamed" });
+  assert.equal(saved.status, 303, saved.text.slice(0, 300));
+  const { rows: after } = await h.db.pool.query("select name, events, is_active from webhooks.webhook_configurations where id = $1", [id]);
+  assert.deepEqual(after, [{ name: "kept and renamed", events: ["contact.created", "webhook.test"], is_active: false }]);
+});
+
+test("another organization's webhook as a filter or behind an invalid form is a 404 too", async () => {
+  const { rows } = await h.db.pool.query<{ id: string }>(
+    "insert into webhooks.webhook_configurations (organization_id, name, url, events) values ($1, 'theirs too', $2, '{*}') returning id", [h.orgB, hookUrl()]);
+  const visitor = await signedIn(keyA);
+  await visitor.get("/admin");
+  assert.equal((await visitor.get(`/admin/deliveries?webhook_id=${rows[0]!.id}`)).status, 404);
+  assert.equal((await visitor.post(`/admin/webhooks/${rows[0]!.id}`, { url: "ftp://x", events: "*" })).status, 404);
 });

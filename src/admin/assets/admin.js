@@ -16,13 +16,22 @@ document.addEventListener("click", (event) => {
   });
 });
 
+// One refresh at a time: the next is planned when the last one ended, later after a failure.
 for (const live of document.querySelectorAll("[data-live][id]")) {
+  let delay = 3000;
   const refresh = async () => {
     if (document.hidden) return;
     const response = await fetch(window.location.href, { headers: { accept: "text/html" }, credentials: "same-origin" });
-    if (!response.ok) return;
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById(live.id);
     if (fresh) live.innerHTML = fresh.innerHTML;
   };
-  window.setInterval(() => void refresh().catch(() => undefined), 3000);
+  const next = () =>
+    window.setTimeout(() => {
+      refresh().then(
+        () => { delay = 3000; },
+        () => { delay = Math.min(delay * 2, 60000); },
+      ).finally(next);
+    }, delay);
+  next();
 }
