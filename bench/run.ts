@@ -32,7 +32,7 @@ const PGBENCH_SECONDS = Number(process.env.BENCH_PGBENCH_SECONDS ?? 10);
 /** Without a capture phase (BENCH_ONLY=drain), the backlog each drain run delivers. */
 const DRAIN_EVENTS = Number(process.env.BENCH_DRAIN_EVENTS ?? 100_000);
 const LATENCY_SECONDS = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
-const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "history", "metrics", "soak"] as const;
+const PHASES = ["capture", "drain", "latency", "dead-endpoint", "slow-endpoints", "fifo", "history", "metrics", "soak"] as const;
 const ONLY = process.env.BENCH_ONLY?.split(",").filter(Boolean); // some of PHASES; unset: all of them
 for (const phase of ONLY ?? []) if (!(PHASES as readonly string[]).includes(phase)) throw new Error(`BENCH_ONLY must name some of ${PHASES.join(", ")}`);
 /** How many runs a phase makes: BENCH_RUNS, or none when BENCH_ONLY names other phases only. */
@@ -44,6 +44,9 @@ const DEAD_SECONDS = Number(process.env.BENCH_DEAD_SECONDS ?? 10);
 /** slow-endpoints: endpoints (each subscribed to contact.created) × contacts = deliveries, each answered after the delay. */
 const SLOW_ENDPOINTS = Number(process.env.BENCH_SLOW_ENDPOINTS ?? 20);
 const SLOW_CONTACTS = Number(process.env.BENCH_SLOW_CONTACTS ?? 3000);
+/** The fifo phase: one fifo endpoint, BENCH_FIFO_RESOURCES contacts updated BENCH_FIFO_UPDATES times each. */
+const FIFO_RESOURCES = Number(process.env.BENCH_FIFO_RESOURCES ?? 2000);
+const FIFO_UPDATES = Number(process.env.BENCH_FIFO_UPDATES ?? 10);
 const SLOW_DELAY_MS = Number(process.env.BENCH_SLOW_DELAY_MS ?? 200);
 
 async function server(): Promise<{ url: string; describe: string; stop(): Promise<void> }> {
@@ -227,6 +230,32 @@ async function main() {
     slow.child.kill("SIGTERM");
   }
 
+  // 5b. A fifo endpoint (README "Ordered delivery"): FIFO_RESOURCES lanes of FIFO_UPDATES updates
+  // each, every lane's deliveries one at a time in commit order, timed like the drain.
+  const fifoDeliveries = FIFO_RESOURCES * FIFO_UPDATES;
+  const fifoRates: number[] = [];
+  const fifoCpu: CpuPerDelivery[] = [];
+  if (runsOf("fifo") > 0) {
+    const { rows: [orgFifo] } = await pool.query<{ id: string }>("insert into organizations (name) values ('bench fifo') returning id");
+    for (let run = 0; run < runsOf("fifo"); run++) {
+      await startEmpty();
+      await insertContacts(pool, orgFifo!.id, FIFO_RESOURCES);
+      await pool.query(`insert into webhooks.webhook_configurations (organization_id, name, url, events, ordering)
+                        values ($1, 'fifo', $2, '{contact.updated}', 'fifo')`, [orgFifo!.id, `http://127.0.0.1:${receiver.port}/hook`]);
+      for (let update = 0; update < FIFO_UPDATES; update++) {
+        await pool.query("update contacts set custom_fields = jsonb_build_object('n', $2::int) where organization_id = $1", [orgFifo!.id, update + 1]);
+      }
+      await settle(pool);
+      const { rate, cpu } = await timeUntilLogged(db, drainSetup(receiver.child.pid!), fifoDeliveries, "fifo");
+      fifoRates.push(rate);
+      if (cpu) fifoCpu.push(cpu);
+      console.error(`fifo run ${run + 1}: ${rate.toFixed(1)} deliveries/s`);
+      await receiver.collect();
+      await pool.query("delete from webhooks.webhook_configurations where organization_id = $1", [orgFifo!.id]);
+      await pool.query("delete from contacts where organization_id = $1", [orgFifo!.id]);
+    }
+  }
+
   // 6. History, 7. metrics: on two databases of their own (history.ts).
   const historyContext: HistoryContext = { admin, serverUrl: srv.url, dbName: DB_NAME, setup: drainSetup(receiver.child.pid!),
                                            receiver, runs: runsOf("history"), drainEvents: DRAIN_EVENTS };
@@ -263,6 +292,8 @@ ${drainCpu.length ? `| drain CPU per delivery: daemon / Postgres / receiver (µs
 | dead endpoint: B's latency max (ms) | ${deadMaxes.map(fmt).join(", ")} | ${fmt(median(deadMaxes))} | |
 | slow endpoints: ${SLOW_ENDPOINTS} × ${SLOW_DELAY_MS} ms, ${slowDeliveries} deliveries, all logged (deliveries/s) | ${slowRates.map(fmt).join(", ")} | **${fmt(median(slowRates))}** | ≥ 2,500/s |
 ${slowCpu.length ? `| slow endpoints CPU per delivery: daemon / Postgres / receiver (µs) | ${slowCpu.map(cpuCell).join(", ")} | ${medianCpu(slowCpu)} | |
+` : ""}| fifo endpoint: ${FIFO_RESOURCES} lanes × ${FIFO_UPDATES} updates, ${fifoDeliveries} deliveries, all logged (deliveries/s) | ${fifoRates.map(fmt).join(", ")} | **${fmt(median(fifoRates))}** | thousands/s |
+${fifoCpu.length ? `| fifo CPU per delivery: daemon / Postgres / receiver (µs) | ${fifoCpu.map(cpuCell).join(", ")} | ${medianCpu(fifoCpu)} | |
 ` : ""}${reports.flatMap((r) => r.rows).map((row) => row + "\n").join("")}${reports.flatMap((r) => r.sections).map((section) => "\n" + section + "\n").join("")}`);
 }
 
