@@ -4,6 +4,7 @@ import path from "node:path";
 import { after, before, test } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { findChromium, launchChromium, SCREENSHOT_DIR } from "../support/browser.js";
+import { createApiKey } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
@@ -22,7 +23,7 @@ let browser: Browser | undefined;
 
 h.before(async () => {
   base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'admin page') as key", [h.orgA])).rows[0]!.key;
+  key = await createApiKey(h.db.pool, h.orgA, "admin page");
 });
 before(async () => {
   if ("path" in chromiumPath) browser = await launchChromium(chromiumPath.path);

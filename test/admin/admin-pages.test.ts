@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { createApiKey } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
@@ -16,8 +17,8 @@ let keyB = "";
 
 h.before(async () => {
   base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  keyA = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'A') as key", [h.orgA])).rows[0]!.key;
-  keyB = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'B') as key", [h.orgB])).rows[0]!.key;
+  keyA = await createApiKey(h.db.pool, h.orgA, "A");
+  keyB = await createApiKey(h.db.pool, h.orgB, "B");
 });
 
 interface Page {
@@ -117,7 +118,7 @@ test("signing in: a wrong key is a 401 with no cookie; a key opens a session who
 });
 
 test("a key keeps at most 20 sessions (signing in in a loop cannot grow the table); an expired session is refused", async () => {
-  const key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'loop') as key", [h.orgA])).rows[0]!.key;
+  const key = await createApiKey(h.db.pool, h.orgA, "loop");
   const visitors: Visitor[] = [];
   for (let i = 0; i < 25; i++) visitors.push(await signedIn(key));
   const { rows } = await h.db.pool.query(
@@ -131,7 +132,7 @@ test("a key keeps at most 20 sessions (signing in in a loop cannot grow the tabl
 });
 
 test("revoking the key ends its sessions at once", async () => {
-  const key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'revoked soon') as key", [h.orgA])).rows[0]!.key;
+  const key = await createApiKey(h.db.pool, h.orgA, "revoked soon");
   const visitor = await signedIn(key);
   assert.equal((await visitor.get("/admin/webhooks")).status, 200);
   await h.db.pool.query("select webhooks.revoke_api_key(id) from webhooks.api_keys where name = 'revoked soon'");

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { createApiKey } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 
 // A daemon logged in as a member of webhooks_dispatcher (no superuser) serves the API as
@@ -11,7 +12,7 @@ const h = useHarness({ dispatcher: true, daemon: { as: "dispatcher" }, twoOrgani
 
 test("the API works for a daemon that is not a superuser, and still keeps organizations apart", async () => {
   const base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  const key = async (org: string) => (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'k') as key", [org])).rows[0]!.key;
+  const key = async (org: string) => await createApiKey(h.db.pool, org, "k");
   const [keyA, keyB] = [await key(h.orgA), await key(h.orgB)];
   const post = (k: string) =>
     fetch(`${base}/api/v1/webhooks`, {
@@ -32,7 +33,7 @@ test("the API works for a daemon that is not a superuser, and still keeps organi
 
 test("the admin page's sessions work for a daemon that is not a superuser", async () => {
   const base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  const key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'admin') as key", [h.orgA])).rows[0]!.key;
+  const key = await createApiKey(h.db.pool, h.orgA, "admin");
   const signIn = await fetch(`${base}/admin/sign-in`, {
     method: "POST",
     headers: { "content-type": "application/x-www-form-urlencoded" },

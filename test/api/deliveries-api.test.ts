@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { createApiKey } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
@@ -32,8 +33,8 @@ async function call(method: string, path: string, key: string, body?: unknown): 
 
 h.before(async () => {
   base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  keyA = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'A') as key", [h.orgA])).rows[0]!.key;
-  keyB = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'B') as key", [h.orgB])).rows[0]!.key;
+  keyA = await createApiKey(h.db.pool, h.orgA, "A");
+  keyB = await createApiKey(h.db.pool, h.orgB, "B");
   // No retries: each delivery dies on its first failed attempt.
   const created = await call("POST", "/api/v1/webhooks", keyA, {
     url: `${h.receiver.url.replace(/\/$/, "")}/deliveries`, events: ["contact.created", "deal.created"], max_retries: 0,

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
+import { createApiKey } from "../support/fixtures.js";
 import { useHarness } from "../support/harness.js";
 import { waitFor } from "../support/wait.js";
 
@@ -15,8 +16,8 @@ let keyB = "";
 
 h.before(async () => {
   base = `http://127.0.0.1:${(h.daemon.server.address() as AddressInfo).port}`;
-  keyA = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'A') as key", [h.orgA])).rows[0]!.key;
-  keyB = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'B') as key", [h.orgB])).rows[0]!.key;
+  keyA = await createApiKey(h.db.pool, h.orgA, "A");
+  keyB = await createApiKey(h.db.pool, h.orgB, "B");
 });
 
 interface Answer {
@@ -133,7 +134,7 @@ test("no key, an unknown key or a revoked key is a 401; another organization's w
   assert.equal((await call("GET", "/api/v1/webhooks", null)).status, 401);
   assert.match(String((await call("GET", "/api/v1/webhooks", null)).body.error), /Authorization: Bearer/);
   assert.equal((await call("GET", "/api/v1/webhooks", `pgwh_${"0".repeat(64)}`)).status, 401);
-  const revoked = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'soon revoked') as key", [h.orgA])).rows[0]!.key;
+  const revoked = await createApiKey(h.db.pool, h.orgA, "soon revoked");
   assert.equal((await call("GET", "/api/v1/webhooks", revoked)).status, 200);
   await h.db.pool.query("select webhooks.revoke_api_key(id) from webhooks.api_keys where name = 'soon revoked'");
   assert.equal((await call("GET", "/api/v1/webhooks", revoked)).status, 401);
@@ -158,7 +159,7 @@ test("no key, an unknown key or a revoked key is a 401; another organization's w
 
 test("the list pages by cursor, oldest first, and a webhook created meanwhile neither repeats nor skips a row", async () => {
   const { rows: [org] } = await h.db.pool.query<{ id: string }>("insert into organizations (name) values ('paging') returning id");
-  const key = (await h.db.pool.query<{ key: string }>("select webhooks.create_api_key($1, 'paging') as key", [org!.id])).rows[0]!.key;
+  const key = await createApiKey(h.db.pool, org!.id, "paging");
   const made: string[] = [];
   for (let i = 0; i < 5; i++) made.push(String((await call("POST", "/api/v1/webhooks", key, { url: hookUrl(), events: ["*"], name: `p${i}` })).body.id));
   const seen: string[] = [];

@@ -57,3 +57,8 @@ export async function organizationWithEndpoint(pool: Pool, receiver: Receiver, v
   const requests = (): ReceivedRequest[] => receiver.requests.filter((r) => r.path === url.pathname);
   return { org, hook, requests };
 }
+
+/** A new API key of the organization (pgwh_…), as `pg-webhooks api-key create` makes one. */
+export async function createApiKey(pool: Pool, organizationId: string, name = "test key"): Promise<string> {
+  return (await pool.query<{ key: string }>("select webhooks.create_api_key($1, $2) as key", [organizationId, name])).rows[0]!.key;
+}
