@@ -173,5 +173,6 @@ create trigger ordering_changed after update of ordering on webhooks.webhook_con
   for each row when (old.ordering is distinct from new.ordering)
   execute function webhooks._ordering_changed();
 
-revoke execute on function webhooks._lane(jsonb), webhooks._next_lane_position(), webhooks._advance_lanes() from public;
+revoke execute on function webhooks._lane(jsonb), webhooks._next_lane_position(), webhooks._advance_lanes(),
+                           webhooks._validate_ordering(), webhooks._ordering_changed() from public;
 grant execute on function webhooks._lane(jsonb), webhooks._advance_lanes() to webhooks_dispatcher;
