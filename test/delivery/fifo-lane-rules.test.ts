@@ -132,3 +132,20 @@ test("a lane whose first delivery waits with nothing ahead of it (the fan-out/re
   await h.db.pool.query("update webhooks.webhook_configurations set paused = false where id = $1", [hook.id]);
   await waitFor("the stranded delivery sent", () => receiver.requests.some((r) => update(r).n === 2));
 });
+
+test("with the circuit breaker: an endpoint down long enough to open its circuit gets each lane in order once it is back", async () => {
+  const org = await createOrganization(h.db.pool);
+  let failures = 0;
+  const receiver = await h.startReceiver(() => (failures++ < 12 ? { status: 503 } : { status: 200 }));
+  const hook = await createWebhook(h.db.pool, { organizationId: org, url: receiver.url, events: ["contact.updated"], ordering: "fifo", max_retries: 20 });
+  const ids = [await contact(org), await contact(org), await contact(org)];
+  for (let i = 0; i < 4; i++) for (const id of ids) await bump(id);
+  await waitFor("the circuit opened", async () =>
+    (await h.db.pool.query("select 1 from webhooks.endpoint_states where webhook_id = $1 and circuit_trips > 0", [hook.id])).rowCount, 30_000);
+  await waitFor("every update delivered", async () =>
+    (await h.db.pool.query("select 1 from webhooks.deliveries where webhook_id = $1 and state = 'succeeded'", [hook.id])).rowCount === 12, 60_000);
+  const succeeded = receiver.requests.slice(12);
+  for (const id of ids) {
+    assert.deepEqual(succeeded.filter((r) => update(r).contact === id).map((r) => update(r).n), [1, 2, 3, 4], `contact ${id}`);
+  }
+});
