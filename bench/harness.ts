@@ -196,11 +196,16 @@ export async function timeUntilLogged(db: BenchDatabase, setup: DrainSetup, deli
   const daemon = await startDaemon(db.url, setup.daemonPort);
   const started = performance.now();
   const pids = { daemon: daemon.pid!, receiver: setup.receiverPid, postmaster: setup.postmaster ?? -1 };
+  // Postgres CPU is the backends of this database (another session's, on a shared server, is not the drain's).
+  const backends = async () =>
+    (await db.pool.query<{ pid: number }>("select pid from pg_stat_activity where datname = current_database()")).rows.map((row) => row.pid);
+  const drainBackends = new Set(setup.postmaster ? await backends() : []);
   const cpuBefore = setup.postmaster ? processCpu.snapshot(pids) : undefined;
   // Polled every 100 ms: counting rows that often would load the server under test.
   while ((await maxId(before)) < before + deliveries) await delay(100);
   const rate = deliveries / ((performance.now() - started) / 1000);
-  const cpu = cpuBefore ? processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), deliveries) : undefined;
+  for (const pid of setup.postmaster ? await backends() : []) drainBackends.add(pid);
+  const cpu = cpuBefore ? processCpu.perDelivery(cpuBefore, processCpu.snapshot(pids), deliveries, drainBackends) : undefined;
   const { rows: [check] } = await db.pool.query<{ ok: number; n: number }>(
     "select count(*) filter (where success)::int as ok, count(*)::int as n from webhooks.webhook_logs where id > $1", [before]);
   if (check!.ok !== deliveries || check!.n !== deliveries) throw new Error(`${phase}: expected ${deliveries} successful attempts, got ${check!.ok} of ${check!.n}`);

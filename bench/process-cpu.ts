@@ -1,7 +1,8 @@
 /**
  * CPU time spent by the processes of one drain, read from /proc (Linux): the daemon, the
- * receiver and every backend of the Postgres server. Per delivery, it shows which side bounds
- * throughput on a machine whose cores they share.
+ * receiver and the backends of the Postgres server (those of the bench's database, when the
+ * caller names them). Per delivery, it shows which side bounds throughput on a machine whose
+ * cores they share.
  */
 import { readFileSync, readdirSync } from "node:fs";
 
@@ -51,10 +52,15 @@ export function snapshot(pids: { daemon: number; receiver: number; postmaster: n
   return { daemon: stat(pids.daemon)?.cpuMs ?? 0, receiver: stat(pids.receiver)?.cpuMs ?? 0, postgres };
 }
 
-/** Microseconds of CPU per delivery, by side, between two snapshots. */
-export function perDelivery(before: CpuSnapshot, after: CpuSnapshot, deliveries: number): { daemon: number; receiver: number; postgres: number } {
+/**
+ * Microseconds of CPU per delivery, by side, between two snapshots. With `backends`, Postgres is
+ * only those backends (the bench database's: other databases' on a shared server are not ours;
+ * the server's own processes, such as the WAL writer, are left out too).
+ */
+export function perDelivery(before: CpuSnapshot, after: CpuSnapshot, deliveries: number,
+                            backends?: ReadonlySet<number>): { daemon: number; receiver: number; postgres: number } {
   let postgres = 0;
-  for (const [pid, ms] of after.postgres) postgres += ms - (before.postgres.get(pid) ?? 0);
+  for (const [pid, ms] of after.postgres) if (!backends || backends.has(pid)) postgres += ms - (before.postgres.get(pid) ?? 0);
   const us = (ms: number) => (ms * 1000) / deliveries;
   return { daemon: us(after.daemon - before.daemon), receiver: us(after.receiver - before.receiver), postgres: us(postgres) };
 }

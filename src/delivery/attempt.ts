@@ -54,7 +54,9 @@ export function createAttempt({
 
     if (!delivery.isActive && !delivery.targeted) {
       onExchangeOver();
-      await recordUntilCommitted({ deliveryId, state: "dead", attempt: delivery.attempts, retryAt: null, lastError: "endpoint is inactive", log: null });
+      await recordUntilCommitted({
+        deliveryId, state: "dead", attempt: delivery.attempts, retryAt: null, lastError: "endpoint is inactive", log: null, partitionKeys: delivery.partitionKeys,
+      });
       return;
     }
     const timestamp = new Date();
@@ -165,7 +167,7 @@ function reducedLog(log: NonNullable<AttemptRecord["log"]>, error: unknown): Non
  * delivery at once (the store disables the endpoint). Retries count from the last replay.
  */
 export function decideOutcome(
-  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds"> & Partial<Pick<DeliveryContext, "attemptsBeforeReplay">>,
+  delivery: Pick<DeliveryContext, "id" | "maxRetries" | "retryBaseSeconds" | "partitionKeys"> & Partial<Pick<DeliveryContext, "attemptsBeforeReplay">>,
   attempt: number,
   result: HttpResult,
   random: number,
@@ -181,6 +183,7 @@ export function decideOutcome(
     lastError,
     log: null,
     endpoint,
+    partitionKeys: delivery.partitionKeys,
   });
   if (result.status !== null && result.status >= 200 && result.status < 300) return outcome("succeeded", null, null, "up");
   const lastError = result.error ?? describeStatus(result);

@@ -1,7 +1,8 @@
 import type { Statement } from "../capture/fan-out-statement.js";
+import { exactTimestamp, keyRange, type PartitionKey } from "./partition-keys.js";
 
 /**
- * The two statements of a claim, built here and nowhere else (pure). A claim runs in one
+ * The three statements of a claim, built here and nowhere else (pure). A claim runs in one
  * transaction:
  *
  * 1. `lockEndpointsStatement` finds the endpoints with queued deliveries (a loose index scan: one
@@ -14,8 +15,11 @@ import type { Statement } from "../capture/fan-out-statement.js";
  *    step 1, and can only be too high) — fewer when the rate-limit bucket holds fewer tokens. It
  *    alternates first attempts and retries so neither starves the other, serves the
  *    organizations holding fewest of this daemon's attempts first, takes at most `limit` in all, marks them claimed by this daemon,
- *    publishes this daemon's new figure, spends the tokens, marks a probe, and returns what each
- *    attempt needs.
+ *    publishes this daemon's new figure, spends the tokens, marks a probe, and returns the claimed
+ *    deliveries' ids, attempt numbers and partition keys. It reads no partitioned table.
+ * 3. `claimedDeliveriesStatement` reads what each attempt needs — the delivery, its event, its
+ *    endpoint — by the partition keys step 2 returned, passed back as parameters: it opens only
+ *    the partitions the claim touches, not every day kept (partition-keys.ts).
  *
  * Queue rows are locked SKIP LOCKED too: a claim never waits, so it cannot deadlock with a
  * statement that gives claims back.
@@ -164,27 +168,53 @@ export function claimStatement(claims: {
          from counted k
         where s.webhook_id = k.webhook_id and k.n > 0
      )
-     -- attempts: those made before this one, whose number the claim took.
-     select d.id, claimed.attempts - 1 as attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body, e.occurred_at,
+     -- attempts: those made before this one, whose number the claim took. The partition keys go
+     -- to claimedDeliveriesStatement, which reads the rows they find.
+     select delivery_id, attempts - 1 as attempts,
+            ${exactTimestamp("delivery_created_at")} as delivery_key, ${exactTimestamp("event_dispatched_at")} as event_key
+       from claimed`,
+    values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
+  };
+}
+
+/** A delivery as step 2 claims it: its attempts before this one and its partition keys. */
+export interface ClaimedRow {
+  delivery_id: string;
+  attempts: number;
+  delivery_key: PartitionKey;
+  event_key: PartitionKey;
+}
+
+export function claimedDeliveriesStatement(claimed: readonly ClaimedRow[]): Statement {
+  const deliveryKeys = claimed.map((row) => row.delivery_key);
+  const eventKeys = claimed.map((row) => row.event_key);
+  return {
+    name: "pg-webhooks:claimed-deliveries",
+    text: `select d.id, k.attempts, d.attempts_before_replay, d.organization_id, d.event_id, e.event_type, e.body, e.occurred_at,
             e.not_sent_reason, d.webhook_id, e.webhook_id is not null as targeted,
             c.url, c.secret,
             case when c.previous_secret_expires_at > now() then c.previous_secret end as previous_secret,
             c.signature_scheme, c.signature_header, c.is_active, c.max_retries, c.retry_base_seconds,
-            c.timeout_seconds, c.headers
-       from claimed
-       -- By id and partition key (carried by the queue). The planner, not knowing what a CTE holds,
-       -- may join by id alone and probe every partition per row: the array, computed once, leaves
-       -- it only the partitions this batch touches (today's, as a rule). The event is read in a
-       -- subquery, where its key is a parameter of each probe: one partition's index per row.
-       join webhooks.deliveries d on d.id = claimed.delivery_id and d.created_at = claimed.delivery_created_at
-        and d.created_at = any (array(select distinct k.delivery_created_at from claimed k))
+            c.timeout_seconds, c.headers, k.delivery_key, k.event_key
+       from unnest($1::uuid[], $2::int[], $3::text[], $4::text[]) as k (delivery_id, attempts, delivery_key, event_key)
+       -- Each row by id and partition key, in subqueries: one primary-key probe per row (a join
+       -- may be planned as a scan of today's partition). The batch's first and last keys ($5 to
+       -- $8) leave only their partitions to open and probe (partition-keys.ts).
+       cross join lateral (
+         select d.id, d.attempts_before_replay, d.organization_id, d.event_id, d.webhook_id from webhooks.deliveries d
+          where d.id = k.delivery_id and d.created_at = k.delivery_key::timestamptz
+            and d.created_at between $5::timestamptz and $6::timestamptz
+          limit 1
+       ) d
        cross join lateral (
          select e.event_type, e.body, e.occurred_at, e.not_sent_reason, e.webhook_id from webhooks.events e
-          where e.id = d.event_id and e.dispatched_at = claimed.event_dispatched_at
+          where e.id = d.event_id and e.dispatched_at = k.event_key::timestamptz
+            and e.dispatched_at between $7::timestamptz and $8::timestamptz
           limit 1
        ) e
        join webhooks.webhook_configurations c on c.id = d.webhook_id`,
-    values: [claims.webhookIds, claims.ownInFlight, claims.daemonId, claims.limit, claims.organizations.ids, claims.organizations.open],
+    values: [claimed.map((row) => row.delivery_id), claimed.map((row) => row.attempts), deliveryKeys, eventKeys,
+             ...keyRange(deliveryKeys), ...keyRange(eventKeys)],
   };
 }
 

@@ -2,7 +2,8 @@ import type { QueryResult } from "pg";
 import type { Pool } from "../db/pool.js";
 import type { Activity } from "../daemon/activity.js";
 import { Batcher } from "../util/batcher.js";
-import { CLAIM_PLANNER_SETTINGS, claimStatement, lockEndpointsStatement } from "./claim-statement.js";
+import { CLAIM_PLANNER_SETTINGS, claimStatement, claimedDeliveriesStatement, lockEndpointsStatement, type ClaimedRow } from "./claim-statement.js";
+import type { PartitionKey, PartitionKeys } from "./partition-keys.js";
 import { releaseClaimsStatement } from "./release-claims-statement.js";
 import { recordStatement, type AttemptRecord } from "./record-statement.js";
 import type { SignatureScheme } from "./sign.js";
@@ -35,6 +36,8 @@ export interface DeliveryContext {
   retryBaseSeconds: number;
   timeoutSeconds: number;
   headers: Record<string, string>;
+  /** Where its rows are (partition-keys.ts): its record finds them by these. */
+  partitionKeys: PartitionKeys;
 }
 
 export interface DeliveryStoreOptions {
@@ -72,6 +75,8 @@ interface ContextRow {
   retry_base_seconds: number;
   timeout_seconds: number;
   headers: Record<string, string>;
+  delivery_key: PartitionKey;
+  event_key: PartitionKey;
 }
 
 /**
@@ -113,12 +118,13 @@ export class DeliveryStore {
       // One round trip: begin, the planner settings and step 1 (which takes no parameters).
       const results = (await client.query(`begin; ${CLAIM_PLANNER_SETTINGS}; ${lockEndpointsStatement().text}`)) as unknown as QueryResult<{ webhook_id: string }>[];
       const webhookIds = results.at(-1)!.rows.map((endpoint) => endpoint.webhook_id);
-      const { rows } =
+      const { rows: claimed } =
         webhookIds.length === 0
-          ? { rows: [] as ContextRow[] }
-          : await client.query<ContextRow>(
+          ? { rows: [] as ClaimedRow[] }
+          : await client.query<ClaimedRow>(
               claimStatement({ webhookIds, ownInFlight: webhookIds.map(ownInFlight), daemonId: this.daemonId, limit, organizations }),
             );
+      const { rows } = claimed.length === 0 ? { rows: [] as ContextRow[] } : await client.query<ContextRow>(claimedDeliveriesStatement(claimed));
       try {
         await client.query("commit");
       } catch (error) {
@@ -190,5 +196,6 @@ function toContext(row: ContextRow): DeliveryContext {
     retryBaseSeconds: row.retry_base_seconds,
     timeoutSeconds: row.timeout_seconds,
     headers: row.headers,
+    partitionKeys: { delivery: row.delivery_key, event: row.event_key },
   };
 }

@@ -1,6 +1,7 @@
 import type { Statement } from "../capture/fan-out-statement.js";
 import type { WebhookLog } from "../db/database.js";
 import { circuitChanges } from "./claim-statement.js";
+import { keyRange, type PartitionKeys } from "./partition-keys.js";
 
 /** One webhook_logs row as the daemon writes it (request_body is read from the stored event). */
 export type AttemptLog = Omit<WebhookLog, "id" | "created_at" | "request_body">;
@@ -22,6 +23,8 @@ export interface AttemptRecord {
    * is not to blame (nothing was sent).
    */
   endpoint?: EndpointHealth | null;
+  /** The delivery's, from its claim: the statement finds its rows by them (partition-keys.ts). */
+  partitionKeys: PartitionKeys;
 }
 
 /**
@@ -68,12 +71,13 @@ export function insertAttemptLogs(values: Readonly<Record<LoggedColumn, string>>
 /**
  * An attempt's request body: its event's stored body, the exact bytes sent, found by id and
  * partition key (`dispatchedAt`: one primary-key probe into one partition, never a join: a
- * stale estimate of events' size once made that a hash join over all of it). An event that was
- * not sent logs no body.
+ * stale estimate of events' size once made that a hash join over all of it). `batchRange`, the
+ * first and last key of the batch (two timestamptz parameters), leaves the statement only their
+ * partitions (partition-keys.ts). An event that was not sent logs no body.
  */
-export function storedRequestBody(eventId: string, dispatchedAt: string): string {
+export function storedRequestBody(eventId: string, dispatchedAt: string, batchRange?: readonly [first: string, last: string]): string {
   return `(select case when e.not_sent_reason is null then e.body end from webhooks.events e
-            where e.id = ${eventId} and e.dispatched_at = ${dispatchedAt})`;
+            where e.id = ${eventId} and e.dispatched_at = ${dispatchedAt}${batchRange ? ` and e.dispatched_at between ${batchRange[0]} and ${batchRange[1]}` : ""})`;
 }
 
 /** The per-attempt input columns (every record, logged or not). */
@@ -96,7 +100,8 @@ const INPUT_COLUMNS: readonly [name: string, type: string, get: (r: AttemptRecor
  * locked is skipped). Nothing shared is written for a success of a healthy endpoint.
  */
 export function recordStatement(records: AttemptRecord[], daemonId: string, disableAfterFailingHours: number): Statement {
-  const logs = records.flatMap((r) => (r.log ? [r.log] : []));
+  const logged = records.filter((r) => r.log);
+  const logs = logged.map((r) => r.log!);
   const health = records.flatMap((r) => (r.log && r.endpoint ? [{ webhookId: r.log.webhook_id, url: r.log.url, endpoint: r.endpoint }] : []));
   const values: unknown[] = [];
   const parameter = (value: unknown, type: string) => `$${values.push(value)}::${type}`;
@@ -106,7 +111,9 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
     const column_ = logs.map((log) => log[column]);
     return json ? `jsonb_array_elements(${parameter(JSON.stringify(column_), "jsonb")})` : `unnest(${parameter(column_, `${type}[]`)})`;
   });
-  const logNames: string[] = LOG_COLUMNS.map(({ column }) => column);
+  // Beside the logged columns, travelling with them: each row's event's partition key.
+  logArrays.push(`unnest(${parameter(logged.map((r) => r.partitionKeys.event), "timestamptz[]")})`);
+  const logNames: string[] = [...LOG_COLUMNS.map(({ column }) => column), "event_key"];
   const daemon = parameter(daemonId, "text");
   const hours = parameter(disableAfterFailingHours, "float8");
   const healthArrays = [
@@ -115,14 +122,13 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
     parameter(health.map((h) => h.url), "text[]"),
   ];
   const fromArrays = Object.fromEntries(
-    logNames.map((name) => [name, name === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${name}`]),
+    LOG_COLUMNS.map(({ column }) => [column, column === "response_headers" ? "nullif(l.response_headers, 'null')" : `l.${column}`]),
   ) as Record<keyof AttemptLog, string>;
-  // The event's partition key, from its queue row as this statement found it (still there unless a
-  // reaper gave the claim away and another daemon finished the delivery: then searched by id).
-  const dispatchedAt = `coalesce((select q.event_dispatched_at from webhooks.delivery_queue q where q.delivery_id = l.delivery_id),
-                                 (select e.dispatched_at from webhooks.events e where e.id = l.event_id limit 1))`;
+  // The batch's first and last keys: the statement reads and writes only their partitions (partition-keys.ts).
+  const [deliveryFirst, deliveryLast] = keyRange(records.map((r) => r.partitionKeys.delivery)).map((key) => parameter(key, "timestamptz"));
+  const eventRange = keyRange(logged.map((r) => r.partitionKeys.event)).map((key) => parameter(key, "timestamptz")) as [string, string];
   const insertLogs = insertAttemptLogs(
-    { ...fromArrays, request_body: storedRequestBody("l.event_id", dispatchedAt) },
+    { ...fromArrays, request_body: storedRequestBody("l.event_id", "l.event_key", eventRange) },
     `from rows from (${logArrays.join(", ")}) as l(${logNames.join(", ")})`,
   );
   const utc = (at: string) => `to_char(${at} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')`;
@@ -163,9 +169,9 @@ export function recordStatement(records: AttemptRecord[], daemonId: string, disa
               updated_at = now(),
               completed_at = case when input.state in ('succeeded', 'dead') then now() end
          from input join released using (delivery_id)
-        -- By id and partition key; the array leaves only the batch's partitions (claim-statement.ts).
+        -- By id and partition key; the batch's first and last keys leave only their partitions.
         where d.id = released.delivery_id and d.created_at = released.delivery_created_at
-          and d.created_at = any (array(select distinct r.delivery_created_at from released r))
+          and d.created_at between ${deliveryFirst} and ${deliveryLast}
      ), health as (
        select h.webhook_id, bool_or(h.endpoint = 'up') as up, bool_or(h.endpoint = 'gone') as gone,
               count(*) filter (where h.endpoint = 'down')::int as downs,

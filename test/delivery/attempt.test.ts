@@ -31,6 +31,7 @@ const delivery = (overrides: Partial<DeliveryContext> = {}): DeliveryContext => 
   retryBaseSeconds: 1,
   timeoutSeconds: 5,
   headers: { Authorization: "Bearer t0ken" },
+  partitionKeys: { delivery: "2026-01-15T10:29:59.123456Z", event: "2026-01-15T10:29:59.123456Z" },
   ...overrides,
 });
 

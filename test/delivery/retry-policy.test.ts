@@ -50,7 +50,10 @@ describe("nextRetryDelayMs", () => {
 
 describe("decideOutcome", () => {
   const now = Date.parse("2026-01-15T10:30:00.000Z");
-  const delivery = { id: "d0c5d9e7-0000-4000-8000-000000000001", maxRetries: 3, retryBaseSeconds: 2, body: '{"id":"evt_1"}' };
+  const delivery = {
+    id: "d0c5d9e7-0000-4000-8000-000000000001", maxRetries: 3, retryBaseSeconds: 2, body: '{"id":"evt_1"}',
+    partitionKeys: { delivery: "2026-01-15T10:29:59.123456Z", event: "2026-01-15T10:29:59.123456Z" },
+  };
   const result = (overrides: Partial<HttpResult>): HttpResult => ({
     status: null,
     headers: null,

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { fanOutStatement } from "../../src/capture/fan-out-statement.js";
-import { claimStatement } from "../../src/delivery/claim-statement.js";
+import { claimedDeliveriesStatement, claimStatement } from "../../src/delivery/claim-statement.js";
 import { releaseClaimsStatement } from "../../src/delivery/release-claims-statement.js";
 import { recordStatement, type AttemptRecord } from "../../src/delivery/record-statement.js";
 
@@ -20,6 +20,7 @@ function record(overrides: Partial<AttemptRecord> = {}, logged = true): AttemptR
     retryAt: null,
     lastError: null,
     endpoint: "up",
+    partitionKeys: { delivery: "2026-01-15T10:29:59.123456Z", event: "2026-01-15T10:29:59.123455Z" },
     log: logged
       ? {
           organization_id: "00000000-0000-4000-8000-0000000000aa",
@@ -60,7 +61,8 @@ describe("recordStatement", () => {
     assert.equal(highestPlaceholder(text), values.length);
     const arrays = values.filter(Array.isArray) as unknown[][];
     const lengths = new Set(arrays.map((array) => array.length));
-    // Input columns carry every record (3); log columns and health only the logged ones (2).
+    // Input columns carry every record (3); log columns (with their event's partition key) and
+    // health only the logged ones (2).
     assert.deepEqual([...lengths].sort(), [2, 3]);
     const jsonColumns = values.filter((value): value is string => typeof value === "string" && value.startsWith("["));
     assert.equal(jsonColumns.length, 2, "request_headers and response_headers travel as JSON arrays");
@@ -68,11 +70,27 @@ describe("recordStatement", () => {
     assert.ok(values.includes("daemon-1"), "the claims it releases are this daemon's");
   });
 
-  test("a log row's columns are inserted in the order they travel (one column list)", () => {
+  test("a log row's columns are inserted in the order they travel (one column list), its event's partition key beside them", () => {
     const { text } = recordStatement([record()], "daemon-1", 120);
     const inserted = /insert into webhooks\.webhook_logs \(([^)]*)\)/.exec(text)![1]!.split(",").map((c) => c.trim());
     const travelling = /as l\(([^)]*)\)/.exec(text)![1]!.split(",").map((c) => c.trim());
-    assert.deepEqual(inserted.filter((column) => column !== "request_body"), travelling);
+    assert.deepEqual([...inserted.filter((column) => column !== "request_body"), "event_key"], travelling);
+  });
+
+  test("finds the batch's rows in the partitions between its first and last partition keys", () => {
+    const records = [
+      record(),
+      record({ deliveryId: "00000000-0000-4000-8000-000000000002", partitionKeys: { delivery: "2026-01-15T10:29:59.123457Z", event: "2026-01-14T23:59:59.999999Z" } }),
+      record({ deliveryId: "00000000-0000-4000-8000-000000000003", partitionKeys: { delivery: "2026-01-03T00:00:00.000000Z", event: "2026-01-03T00:00:00.000000Z" } }, false),
+    ];
+    const { text, values } = recordStatement(records, "daemon-1", 120);
+    const range = (column: string) => {
+      const [, first, last] = new RegExp(`${column} between \\$(\\d+)::timestamptz and \\$(\\d+)::timestamptz`).exec(text)!;
+      return [values[Number(first) - 1], values[Number(last) - 1]];
+    };
+    assert.deepEqual(range("d\\.created_at"), ["2026-01-03T00:00:00.000000Z", "2026-01-15T10:29:59.123457Z"]);
+    // Only the logged attempts' events are read (their request bodies).
+    assert.deepEqual(range("e\\.dispatched_at"), ["2026-01-14T23:59:59.999999Z", "2026-01-15T10:29:59.123455Z"]);
   });
 });
 
@@ -83,6 +101,25 @@ describe("claimStatement", () => {
     assert.equal(a.text, b.text);
     assert.equal(highestPlaceholder(b.text), b.values.length);
     assert.deepEqual(b.values, [["w1", "w2"], [3, 0], "d2", 500, ["o"], [4]]);
+    assert.doesNotMatch(a.text, /webhooks\.(deliveries|events)\b/, "it reads no partitioned table");
+  });
+
+  test("the claimed deliveries are read by their partition keys, in the partitions between the first and last", () => {
+    const claimed = [
+      { delivery_id: "d1", attempts: 0, delivery_key: "2026-01-15T10:29:59.123456Z", event_key: "2026-01-15T10:29:59.123456Z" },
+      { delivery_id: "d2", attempts: 2, delivery_key: "2026-01-15T10:29:59.123456Z", event_key: "2026-01-14T23:59:59.999999Z" },
+    ];
+    const a = claimedDeliveriesStatement(claimed);
+    const b = claimedDeliveriesStatement(claimed.slice(1));
+    assert.equal(a.text, b.text);
+    assert.equal(highestPlaceholder(a.text), a.values.length);
+    assert.deepEqual(a.values, [
+      ["d1", "d2"], [0, 2],
+      ["2026-01-15T10:29:59.123456Z", "2026-01-15T10:29:59.123456Z"], ["2026-01-15T10:29:59.123456Z", "2026-01-14T23:59:59.999999Z"],
+      "2026-01-15T10:29:59.123456Z", "2026-01-15T10:29:59.123456Z", "2026-01-14T23:59:59.999999Z", "2026-01-15T10:29:59.123456Z",
+    ]);
+    assert.match(a.text, /d\.created_at between \$5::timestamptz and \$6::timestamptz/);
+    assert.match(a.text, /e\.dispatched_at between \$7::timestamptz and \$8::timestamptz/);
   });
 
   test("giving claims back names the daemon, or takes every daemon no longer registered", () => {
