@@ -80,7 +80,10 @@ test("a dead delivery lets its lane move on; replayed, it goes behind the delive
   await h.db.pool.query("update webhooks.webhook_configurations set paused = true where id = $1", [hook.id]);
   await bump(id);
   await bump(id);
-  await waitFor("two more queued", async () => (await queueOf(hook.id)).length === 2);
+  // The first of them is due once the second update's delivery has ended (the record statement
+  // hands over, or the heartbeat does when the two crossed).
+  await waitFor("two more queued, the first of them due", async () =>
+    JSON.stringify((await queueOf(hook.id)).map((row) => row.waiting)) === "[false,true]");
   assert.equal((await h.db.pool.query<{ status: string }>("select webhooks.replay($1) as status", [dead])).rows[0]!.status, "queued");
   assert.deepEqual((await queueOf(hook.id)).map((row) => row.waiting), [false, true, true], "the replay waits behind both");
   const before = receiver.requests.length;
